@@ -104,7 +104,8 @@ bool topic_matches(std::string_view filter, std::string_view name) {
         }
         ++t; // skip '/' in the name
     }
-    return t == tn && fn == 0;
+    // Both sides end with an empty level after a separator (or both are empty).
+    return t == tn;
 }
 
 } // namespace ferrymq::mqtt

@@ -1,0 +1,415 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "config/config.hpp"
+
+#include <arpa/inet.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <fcntl.h>
+#include <initializer_list>
+#include <unistd.h>
+#include <utility>
+
+namespace ferrymq::config {
+
+ConfigError::ConfigError(std::string file, int line, int column, std::string message)
+    : std::runtime_error(file + ":" + std::to_string(line) + ":" + std::to_string(column) + ": " +
+                         message),
+      file_(std::move(file)), line_(line), column_(column), message_(std::move(message)) {}
+
+ConfigError::ConfigError(std::string file, std::string message)
+    : std::runtime_error(file + ": " + message), file_(std::move(file)),
+      message_(std::move(message)) {}
+
+std::optional<Endpoint> parse_endpoint(std::string_view text, std::string *error) {
+    auto fail = [error](const char *why) -> std::optional<Endpoint> {
+        if (error != nullptr) {
+            *error = why;
+        }
+        return std::nullopt;
+    };
+    std::string_view host;
+    std::string_view port;
+    if (!text.empty() && text.front() == '[') {
+        size_t close = text.find(']');
+        if (close == std::string_view::npos) {
+            return fail("missing ']' after the IPv6 address");
+        }
+        host = text.substr(1, close - 1);
+        std::string_view rest = text.substr(close + 1);
+        if (rest.empty() || rest.front() != ':') {
+            return fail("missing ':PORT' after ']'");
+        }
+        port = rest.substr(1);
+        if (host.find(':') == std::string_view::npos) {
+            return fail("brackets are only for IPv6 addresses");
+        }
+    } else {
+        size_t colon = text.rfind(':');
+        if (colon == std::string_view::npos) {
+            return fail("missing ':PORT'");
+        }
+        host = text.substr(0, colon);
+        port = text.substr(colon + 1);
+        if (host.find(':') != std::string_view::npos) {
+            return fail("an IPv6 address must be in brackets, as in [::1]:1883");
+        }
+    }
+    if (host.empty()) {
+        return fail("empty host");
+    }
+    if (host.find_first_of("[] \t") != std::string_view::npos) {
+        return fail("invalid character in host");
+    }
+    // from_chars would accept a leading '-' for signed types only, but it also stops at the
+    // first non-digit, so both ends are checked here.
+    unsigned value = 0;
+    auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+    if (port.empty() || ec == std::errc::invalid_argument || end != port.data() + port.size()) {
+        return fail("the port must be a decimal number");
+    }
+    if (ec == std::errc::result_out_of_range || value > 65535) {
+        return fail("the port is larger than 65535");
+    }
+    return Endpoint{std::string(host), static_cast<uint16_t>(value)};
+}
+
+std::string format_endpoint(std::string_view host, uint16_t port) {
+    std::string text;
+    if (host.find(':') != std::string_view::npos) {
+        text.append("[").append(host).append("]");
+    } else {
+        text.append(host);
+    }
+    return text + ":" + std::to_string(port);
+}
+
+bool is_ip_literal(std::string_view host) {
+    std::string copy(host);
+    unsigned char bytes[sizeof(in6_addr)];
+    return inet_pton(AF_INET, copy.c_str(), bytes) == 1 ||
+           inet_pton(AF_INET6, copy.c_str(), bytes) == 1;
+}
+
+namespace {
+
+// A YAML node together with what an error about it should point at and call it.
+struct Value {
+    YAML::Node node;
+    YAML::Mark mark;  // the node's own position, or its key's when the node is null
+    std::string path; // "limits.max_connections", "listeners[1].bind"; empty for the root
+};
+
+std::string describe(const YAML::Node &node) {
+    switch (node.Type()) {
+    case YAML::NodeType::Scalar:
+        return "'" + node.Scalar() + "'";
+    case YAML::NodeType::Sequence:
+        return "a list";
+    case YAML::NodeType::Map:
+        return "a mapping";
+    default:
+        return "nothing";
+    }
+}
+
+std::string join(std::initializer_list<std::string_view> words) {
+    std::string text;
+    for (std::string_view word : words) {
+        text.append(text.empty() ? "" : ", ").append(word);
+    }
+    return text;
+}
+
+class Section;
+
+// Turns YAML nodes into typed values and every mistake into a ConfigError at the node's
+// position. Lives on the stack of one load_config_*() call; the section readers below share
+// it so that they all check and report the same way.
+class Reader {
+  public:
+    explicit Reader(const std::string &name) : name_(name) {}
+
+    [[noreturn]] void fail(const YAML::Mark &mark, const std::string &message) const {
+        // yaml-cpp counts from 0 and uses -1 for "no position"; an error always gets one.
+        throw ConfigError(name_, std::max(mark.line, 0) + 1, std::max(mark.column, 0) + 1, message);
+    }
+    [[noreturn]] void fail(const Value &value, const std::string &message) const {
+        fail(value.mark, message);
+    }
+
+    // Checks that `value` is a mapping whose keys are all in `allowed`, each at most once.
+    // A null value (a key with nothing after it) reads as an empty mapping, i.e. defaults.
+    Section section(const Value &value, std::initializer_list<std::string_view> allowed) const;
+
+    std::string string(const Value &value) const {
+        require_scalar(value, "a string");
+        return value.node.Scalar();
+    }
+
+    bool boolean(const Value &value) const {
+        require_scalar(value, "true or false");
+        const std::string &text = value.node.Scalar();
+        if (text == "true" || text == "True" || text == "TRUE") {
+            return true;
+        }
+        if (text == "false" || text == "False" || text == "FALSE") {
+            return false;
+        }
+        fail(value, value.path + " must be true or false, got '" + text + "'");
+    }
+
+    uint64_t integer(const Value &value, uint64_t min, uint64_t max) const {
+        require_scalar(value, "an integer");
+        const std::string &text = value.node.Scalar();
+        std::string_view digits = text;
+        bool negative = !digits.empty() && digits.front() == '-';
+        if (negative) {
+            digits.remove_prefix(1);
+        }
+        uint64_t number = 0;
+        auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), number);
+        if (digits.empty() || ec == std::errc::invalid_argument ||
+            end != digits.data() + digits.size()) {
+            fail(value, value.path + " must be an integer, got '" + text + "'");
+        }
+        if (negative || ec == std::errc::result_out_of_range || number < min || number > max) {
+            fail(value, value.path + " must be between " + std::to_string(min) + " and " +
+                            std::to_string(max) + ", got " + text);
+        }
+        return number;
+    }
+
+  private:
+    void require_scalar(const Value &value, const char *expected) const {
+        if (!value.node.IsScalar()) {
+            fail(value, value.path + " must be " + expected + ", got " + describe(value.node));
+        }
+    }
+
+    const std::string &name_;
+};
+
+// The checked keys of one mapping, in file order. Only Reader::section() makes one, so
+// holding a Section means its keys were already validated.
+class Section {
+  public:
+    // The value under `key`, or nothing when the key is absent (the default applies).
+    std::optional<Value> get(std::string_view key) const {
+        for (const auto &[name, value] : entries_) {
+            if (name == key) {
+                return value;
+            }
+        }
+        return std::nullopt;
+    }
+
+  private:
+    friend class Reader;
+    std::vector<std::pair<std::string, Value>> entries_;
+};
+
+Section Reader::section(const Value &value, std::initializer_list<std::string_view> allowed) const {
+    Section section;
+    if (value.node.IsNull()) {
+        return section;
+    }
+    std::string where = value.path.empty() ? "top level" : value.path;
+    if (!value.node.IsMap()) {
+        fail(value, where + " must be a mapping of key: value lines, got " + describe(value.node));
+    }
+    for (auto it = value.node.begin(); it != value.node.end(); ++it) {
+        // Copies, not references: the iterator hands out a temporary pair.
+        YAML::Node key = it->first;
+        YAML::Node node = it->second;
+        if (!key.IsScalar()) {
+            fail(key.Mark(), "keys in " + where + " must be plain words");
+        }
+        const std::string &name = key.Scalar();
+        bool known = false;
+        for (std::string_view candidate : allowed) {
+            known = known || candidate == name;
+        }
+        if (!known) {
+            fail(key.Mark(),
+                 "unknown key '" + name + "' in " + where + "; expected one of: " + join(allowed));
+        }
+        if (auto first = section.get(name)) {
+            fail(key.Mark(), "duplicate key '" + name + "' in " + where + " (first on line " +
+                                 std::to_string(first->mark.line + 1) + ")");
+        }
+        YAML::Mark mark = node.IsNull() || node.Mark().is_null() ? key.Mark() : node.Mark();
+        std::string path = value.path.empty() ? name : value.path + "." + name;
+        section.entries_.emplace_back(name, Value{node, mark, std::move(path)});
+    }
+    return section;
+}
+
+// One function per section below: each takes the section's value, checks its keys with
+// Reader::section() and fills its part of Config. A new section is one more function and
+// one more key in read_top_level().
+
+// The binary form of a listener's address, so that "::1" and "0:0::1" count as the same.
+std::string address_key(const ListenerConfig &listener) {
+    unsigned char bytes[sizeof(in6_addr)] = {};
+    int family = listener.host.find(':') == std::string::npos ? AF_INET : AF_INET6;
+    inet_pton(family, listener.host.c_str(), bytes);
+    return std::string(reinterpret_cast<const char *>(bytes), sizeof bytes) +
+           std::to_string(family) + ":" + std::to_string(listener.port);
+}
+
+// Reads one "- bind: ..." entry; `earlier` are the entries above it, which it must not repeat.
+ListenerConfig read_listener(const Reader &reader, const Value &item,
+                             const std::vector<ListenerConfig> &earlier) {
+    Section section = reader.section(item, {"bind", "allow_anonymous"});
+    ListenerConfig listener;
+    listener.line = item.mark.line + 1;
+    std::optional<Value> bind = section.get("bind");
+    if (!bind) {
+        reader.fail(item, item.path + " needs a 'bind: HOST:PORT' key");
+    }
+    std::string text = reader.string(*bind);
+    std::string why;
+    std::optional<Endpoint> endpoint = parse_endpoint(text, &why);
+    if (!endpoint) {
+        reader.fail(*bind, bind->path + " '" + text + "' is not HOST:PORT or [IPV6]:PORT: " + why);
+    }
+    if (!is_ip_literal(endpoint->host)) {
+        reader.fail(*bind, bind->path + " host '" + endpoint->host +
+                               "' must be a numeric IPv4 or IPv6 address");
+    }
+    if (endpoint->port == 0) {
+        reader.fail(*bind, bind->path + " port must be between 1 and 65535, got 0");
+    }
+    listener.host = endpoint->host;
+    listener.port = endpoint->port;
+    for (size_t i = 0; i < earlier.size(); ++i) {
+        if (address_key(earlier[i]) == address_key(listener)) {
+            reader.fail(*bind, "duplicate bind '" + format_endpoint(listener.host, listener.port) +
+                                   "', already used by listeners[" + std::to_string(i) +
+                                   "] on line " + std::to_string(earlier[i].line));
+        }
+    }
+    if (auto value = section.get("allow_anonymous")) {
+        listener.allow_anonymous = reader.boolean(*value);
+    }
+    return listener;
+}
+
+void read_listeners(const Reader &reader, const Value &value, Config &config) {
+    if (value.node.IsNull() || (value.node.IsSequence() && value.node.size() == 0)) {
+        reader.fail(value, "listeners must list at least one listener");
+    }
+    if (!value.node.IsSequence()) {
+        reader.fail(value, "listeners must be a list of '- bind: HOST:PORT' entries, got " +
+                               describe(value.node));
+    }
+    std::vector<ListenerConfig> listeners;
+    for (size_t i = 0; i < value.node.size(); ++i) {
+        YAML::Node node = value.node[i];
+        // A null item ("-" alone) has the position of whatever follows it, so point at the
+        // list instead.
+        Value item{node, node.IsNull() || node.Mark().is_null() ? value.mark : node.Mark(),
+                   value.path + "[" + std::to_string(i) + "]"};
+        listeners.push_back(read_listener(reader, item, listeners));
+    }
+    config.listeners = std::move(listeners);
+}
+
+void read_data_dir(const Reader &reader, const Value &value, Config &config) {
+    std::string dir = reader.string(value);
+    if (dir.empty()) {
+        reader.fail(value, "data_dir must not be empty");
+    }
+    config.data_dir = std::move(dir);
+}
+
+void read_log(const Reader &reader, const Value &value, Config &config) {
+    Section section = reader.section(value, {"level"});
+    if (auto level = section.get("level")) {
+        std::string name = reader.string(*level);
+        std::optional<util::LogLevel> parsed = util::parse_log_level(name);
+        if (!parsed) {
+            reader.fail(*level, "unknown log level '" + name +
+                                    "'; expected one of: error, warn, info, debug, trace");
+        }
+        config.log_level = *parsed;
+    }
+}
+
+void read_limits(const Reader &reader, const Value &value, Config &config) {
+    Section section = reader.section(value, {"max_packet_size", "max_connections"});
+    if (auto size = section.get("max_packet_size")) {
+        config.limits.max_packet_size =
+            static_cast<uint32_t>(reader.integer(*size, 1, kMaxPacketSize));
+    }
+    if (auto connections = section.get("max_connections")) {
+        config.limits.max_connections =
+            static_cast<uint32_t>(reader.integer(*connections, 1, UINT32_MAX));
+    }
+}
+
+Config read_top_level(const Reader &reader, const Value &root) {
+    Section top = reader.section(root, {"listeners", "data_dir", "log", "limits"});
+    Config config;
+    if (auto value = top.get("listeners")) {
+        read_listeners(reader, *value, config);
+    }
+    if (auto value = top.get("data_dir")) {
+        read_data_dir(reader, *value, config);
+    }
+    if (auto value = top.get("log")) {
+        read_log(reader, *value, config);
+    }
+    if (auto value = top.get("limits")) {
+        read_limits(reader, *value, config);
+    }
+    return config;
+}
+
+} // namespace
+
+Config load_config_string(std::string_view yaml, const std::string &name) {
+    Reader reader(name);
+    std::vector<YAML::Node> documents;
+    try {
+        documents = YAML::LoadAll(std::string(yaml));
+    } catch (const YAML::Exception &e) {
+        reader.fail(e.mark, e.msg);
+    }
+    if (documents.empty()) {
+        return Config{};
+    }
+    if (documents.size() > 1) {
+        reader.fail(documents[1].Mark(), "expected one YAML document, found a second one");
+    }
+    return read_top_level(reader, Value{documents[0], documents[0].Mark(), ""});
+}
+
+Config load_config_file(const std::string &path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        throw ConfigError(path, std::string("cannot read: ") + std::strerror(errno));
+    }
+    std::string text;
+    char buffer[16384];
+    for (;;) {
+        ssize_t n = ::read(fd, buffer, sizeof buffer);
+        if (n > 0) {
+            text.append(buffer, static_cast<size_t>(n));
+        } else if (n == 0) {
+            break;
+        } else if (errno != EINTR) {
+            int error = errno;
+            ::close(fd);
+            throw ConfigError(path, std::string("cannot read: ") + std::strerror(error));
+        }
+    }
+    ::close(fd);
+    return load_config_string(text, path);
+}
+
+} // namespace ferrymq::config

@@ -1,0 +1,91 @@
+// SPDX-License-Identifier: Apache-2.0
+// The typed configuration and its YAML reader. Every field has a default, so an empty file
+// (or no file at all) gives a working broker on 127.0.0.1:1883. Reading is strict: a typo,
+// a wrong type or an out-of-range value is an error that names FILE:LINE:COL, because a
+// setting that is silently ignored is worse than a broker that refuses to start.
+#pragma once
+
+#include "util/log.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ferrymq::config {
+
+// The largest MQTT packet: a remaining length of 268435455 plus a 5-byte fixed header.
+inline constexpr uint32_t kMaxPacketSize = 268'435'460;
+
+// A "HOST:PORT" pair as written by the user. The host is kept without IPv6 brackets.
+struct Endpoint {
+    std::string host;  // IPv4 literal, IPv6 literal (no brackets) or a name
+    uint16_t port = 0; // 0 means "any free port" where the caller allows it
+    bool operator==(const Endpoint &) const = default;
+};
+
+// Parses "HOST:PORT" or "[IPV6]:PORT" with a non-empty host and a decimal port 0..65535.
+// An IPv6 address must be in brackets so that its last group is not read as the port. On
+// failure, `error` (when given) receives a short reason such as "missing ':PORT'".
+std::optional<Endpoint> parse_endpoint(std::string_view text, std::string *error = nullptr);
+
+// Formats an address for logs and messages the way parse_endpoint() reads it, with brackets
+// around IPv6 hosts: "127.0.0.1:1883", "[::1]:1883".
+std::string format_endpoint(std::string_view host, uint16_t port);
+
+// True when `host` is a numeric IPv4 or IPv6 address. Listeners need one: binding to a name
+// would depend on DNS at start-up and hide which interface is actually served.
+bool is_ip_literal(std::string_view host);
+
+// One TCP listening socket.
+struct ListenerConfig {
+    std::string host = "127.0.0.1"; // numeric address to bind, IPv6 without brackets
+    uint16_t port = 1883;           // 0 (command line only) means any free port
+    bool allow_anonymous = true;    // whether clients without a username may connect
+    int line = 0;                   // 1-based line of the entry in the file, 0 if not from one
+};
+
+// Resource limits, each with a stated effect when reached.
+struct Limits {
+    uint32_t max_packet_size = kMaxPacketSize; // bytes, fixed header included; larger is refused
+    uint32_t max_connections = 100'000;        // open client connections; more are refused
+};
+
+// The whole configuration, built once at start-up and read-only afterwards.
+struct Config {
+    std::vector<ListenerConfig> listeners{ListenerConfig{}}; // never empty
+    std::string data_dir = "ferrymq-data"; // persistent state; relative paths are from the cwd
+    util::LogLevel log_level = util::LogLevel::info;
+    Limits limits;
+};
+
+// Why a configuration was refused. what() is "FILE:LINE:COL: message" (1-based line and
+// column) so that editors and CI annotate the right spot; an unreadable file has no position
+// and reads "FILE: cannot read: <strerror>".
+class ConfigError : public std::runtime_error {
+  public:
+    ConfigError(std::string file, int line, int column, std::string message);
+    ConfigError(std::string file, std::string message);
+
+    const std::string &file() const { return file_; }
+    int line() const { return line_; }     // 1-based, 0 when the error has no position
+    int column() const { return column_; } // 1-based, 0 when the error has no position
+    const std::string &message() const { return message_; }
+
+  private:
+    std::string file_;
+    int line_ = 0;
+    int column_ = 0;
+    std::string message_;
+};
+
+// Reads and validates the YAML file at `path`. Throws ConfigError.
+Config load_config_file(const std::string &path);
+
+// Reads and validates `yaml`; `name` stands for the file name in error messages. Throws
+// ConfigError.
+Config load_config_string(std::string_view yaml, const std::string &name);
+
+} // namespace ferrymq::config

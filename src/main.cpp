@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: Apache-2.0
+// The ferrymq command line: "run" (the default) starts the broker, "check-config" validates
+// a configuration file. It turns options into a final Config and hands it to app::Server;
+// it holds no state of its own beyond main()'s stack.
+#include "app/server.hpp"
+#include "config/config.hpp"
+#include "util/log.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace ferrymq;
+
+// The options of "run". They are declared both on the top-level command and on the "run"
+// subcommand, bound to one RunOptions, so that "ferrymq --listen X" and "ferrymq run
+// --listen X" mean the same and both show up in --help.
+struct RunOptions {
+    std::string config_file;         // empty: built-in defaults
+    std::vector<std::string> listen; // replaces the configured listeners when not empty
+    std::string data_dir;            // empty: keep the configured one
+    std::string log_level;           // empty: keep the configured one
+};
+
+// CLI11 validators: each returns an error sentence, or "" when the value is acceptable.
+
+std::string check_listen(const std::string &text) {
+    std::string why;
+    std::optional<config::Endpoint> endpoint = config::parse_endpoint(text, &why);
+    if (!endpoint) {
+        return "'" + text + "' is not HOST:PORT: " + why;
+    }
+    if (!config::is_ip_literal(endpoint->host)) {
+        return "'" + endpoint->host + "' is not a numeric IPv4 or IPv6 address";
+    }
+    return "";
+}
+
+std::string check_data_dir(const std::string &text) {
+    return text.empty() ? "must not be empty" : "";
+}
+
+std::string check_log_level(const std::string &text) {
+    if (!util::parse_log_level(text)) {
+        return "'" + text + "' is not one of error, warn, info, debug, trace";
+    }
+    return "";
+}
+
+// Declares the run options on `app` and returns them, so that main() can tell which were given.
+std::vector<CLI::Option *> add_run_options(CLI::App &app, RunOptions &options) {
+    // The empty validator descriptions keep CLI11 from repeating the type name in --help.
+    return {
+        app.add_option("-c,--config", options.config_file, "YAML configuration file")
+            ->type_name("FILE"),
+        app.add_option("--listen", options.listen,
+                       "Listen on HOST:PORT ([IPV6]:PORT; port 0 picks a free one); repeatable, "
+                       "replaces the configured listeners")
+            ->type_name("HOST:PORT")
+            ->check(check_listen, ""),
+        app.add_option("--data-dir", options.data_dir,
+                       "Directory for persistent state (overrides the config)")
+            ->type_name("DIR")
+            ->check(check_data_dir, ""),
+        app.add_option("--log-level", options.log_level,
+                       "error, warn, info, debug or trace (overrides the config)")
+            ->type_name("LEVEL")
+            ->check(check_log_level, ""),
+    };
+}
+
+// Loads the configuration file (or the defaults) and applies the command-line overrides.
+// Throws config::ConfigError.
+config::Config final_config(const RunOptions &options) {
+    config::Config config = options.config_file.empty()
+                                ? config::Config{}
+                                : config::load_config_file(options.config_file);
+    if (!options.listen.empty()) {
+        config.listeners.clear();
+        for (const std::string &text : options.listen) {
+            // The validator accepted the text already, so parse_endpoint() succeeds here.
+            config::Endpoint endpoint = *config::parse_endpoint(text);
+            config::ListenerConfig listener;
+            listener.host = endpoint.host;
+            listener.port = endpoint.port;
+            config.listeners.push_back(std::move(listener));
+        }
+    }
+    if (!options.data_dir.empty()) {
+        config.data_dir = options.data_dir;
+    }
+    if (!options.log_level.empty()) {
+        config.log_level = *util::parse_log_level(options.log_level);
+    }
+    return config;
+}
+
+int run(const RunOptions &options) {
+    config::Config config;
+    try {
+        config = final_config(options);
+    } catch (const config::ConfigError &e) {
+        std::fprintf(stderr, "%s\n", e.what());
+        return 1;
+    }
+    util::Log log(config.log_level);
+    log.info("ferrymq %s starting (config: %s)", FERRYMQ_VERSION,
+             options.config_file.empty() ? "built-in defaults" : options.config_file.c_str());
+    app::Server server(config, log);
+    return server.run();
+}
+
+int check_config(const std::string &path) {
+    try {
+        config::load_config_file(path);
+    } catch (const config::ConfigError &e) {
+        std::fprintf(stderr, "%s\n", e.what());
+        return 1;
+    }
+    std::printf("%s: ok\n", path.c_str());
+    return 0;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+    CLI::App app{"ferrymq: an MQTT 3.1.1 and 5.0 broker.", "ferrymq"};
+    app.set_version_flag("--version", "ferrymq " FERRYMQ_VERSION);
+    app.require_subcommand(0, 1);
+
+    RunOptions options;
+    std::vector<CLI::Option *> top_level = add_run_options(app, options);
+    CLI::App *run_command =
+        app.add_subcommand("run", "Run the broker (the default without a subcommand)");
+    add_run_options(*run_command, options);
+
+    // Set after the subcommands are added, which would otherwise inherit it.
+    app.footer("Without a subcommand, ferrymq runs the broker.");
+
+    std::string check_path;
+    CLI::App *check_command = app.add_subcommand(
+        "check-config", "Validate a configuration file; print 'FILE: ok' or the first error");
+    check_command->add_option("FILE", check_path, "YAML configuration file")->required();
+
+    try {
+        app.parse(argc, argv);
+        for (CLI::Option *option : top_level) {
+            if (check_command->parsed() && option->count() > 0) {
+                throw CLI::ValidationError(option->get_name(),
+                                           "applies to run, not to check-config");
+            }
+        }
+    } catch (const CLI::ParseError &e) {
+        return app.exit(e);
+    }
+
+    if (check_command->parsed()) {
+        return check_config(check_path);
+    }
+    return run(options);
+}
