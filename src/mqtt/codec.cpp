@@ -649,8 +649,15 @@ void put_bytes(std::vector<uint8_t> &out, std::string_view s) {
     out.insert(out.end(), s.begin(), s.end());
 }
 
+// Per-subscriber additions to a property block when a shared message is sent.
+struct PropertyExtras {
+    std::span<const uint32_t> subscription_ids;
+    std::optional<uint32_t> message_expiry; // replaces Message Expiry Interval
+    std::optional<uint16_t> topic_alias;    // replaces Topic Alias
+};
+
 // Size of the property block's contents (without its own length prefix).
-size_t properties_size(const Properties &p) {
+size_t properties_size(const Properties &p, const PropertyExtras &extra = {}) {
     size_t n = 0;
     // Each set property costs its one-byte identifier plus its value.
     auto fixed = [&n](const auto &v, size_t value_size) {
@@ -664,11 +671,14 @@ size_t properties_size(const Properties &p) {
         }
     };
     fixed(p.payload_format_indicator, 1);
-    fixed(p.message_expiry_interval, 4);
+    fixed(extra.message_expiry ? extra.message_expiry : p.message_expiry_interval, 4);
     str(p.content_type);
     str(p.response_topic);
     str(p.correlation_data);
     for (uint32_t id : p.subscription_identifiers) {
+        n += 1 + vbi_size(id);
+    }
+    for (uint32_t id : extra.subscription_ids) {
         n += 1 + vbi_size(id);
     }
     fixed(p.session_expiry_interval, 4);
@@ -684,7 +694,7 @@ size_t properties_size(const Properties &p) {
     str(p.reason_string);
     fixed(p.receive_maximum, 2);
     fixed(p.topic_alias_maximum, 2);
-    fixed(p.topic_alias, 2);
+    fixed(extra.topic_alias ? extra.topic_alias : p.topic_alias, 2);
     fixed(p.maximum_qos, 1);
     fixed(p.retain_available, 1);
     for (const auto &kv : p.user_properties) {
@@ -698,9 +708,10 @@ size_t properties_size(const Properties &p) {
 }
 
 // Writes a property block: its length, then every set property in identifier order.
-void put_properties(std::vector<uint8_t> &out, const Properties &p) {
+void put_properties(std::vector<uint8_t> &out, const Properties &p,
+                    const PropertyExtras &extra = {}) {
     using Id = PropertyId;
-    put_vbi(out, static_cast<uint32_t>(properties_size(p)));
+    put_vbi(out, static_cast<uint32_t>(properties_size(p, extra)));
     auto id = [&](Id i) { out.push_back(static_cast<uint8_t>(i)); };
     auto byte = [&](Id i, const std::optional<uint8_t> &v) {
         if (v) {
@@ -727,11 +738,16 @@ void put_properties(std::vector<uint8_t> &out, const Properties &p) {
         }
     };
     byte(Id::payload_format_indicator, p.payload_format_indicator);
-    four(Id::message_expiry_interval, p.message_expiry_interval);
+    four(Id::message_expiry_interval,
+         extra.message_expiry ? extra.message_expiry : p.message_expiry_interval);
     str(Id::content_type, p.content_type);
     str(Id::response_topic, p.response_topic);
     str(Id::correlation_data, p.correlation_data);
     for (uint32_t v : p.subscription_identifiers) {
+        id(Id::subscription_identifier);
+        put_vbi(out, v);
+    }
+    for (uint32_t v : extra.subscription_ids) {
         id(Id::subscription_identifier);
         put_vbi(out, v);
     }
@@ -748,7 +764,7 @@ void put_properties(std::vector<uint8_t> &out, const Properties &p) {
     str(Id::reason_string, p.reason_string);
     two(Id::receive_maximum, p.receive_maximum);
     two(Id::topic_alias_maximum, p.topic_alias_maximum);
-    two(Id::topic_alias, p.topic_alias);
+    two(Id::topic_alias, extra.topic_alias ? extra.topic_alias : p.topic_alias);
     byte(Id::maximum_qos, p.maximum_qos);
     byte(Id::retain_available, p.retain_available);
     for (const auto &kv : p.user_properties) {
@@ -829,14 +845,16 @@ void encode_connect(const Connect &c, std::vector<uint8_t> &out) {
     finish_frame(out, at);
 }
 
-void encode_publish(const Publish &p, Version v, std::vector<uint8_t> &out) {
+void encode_publish_ref(const PublishRef &p, Version v, std::vector<uint8_t> &out) {
     // PUBLISH carries the payload: compute the exact size so the payload is copied once.
+    static const Properties kNone;
+    const Properties &props = p.properties ? *p.properties : kNone;
+    const PropertyExtras extra{p.subscription_ids, p.message_expiry, p.topic_alias};
     const bool v5 = v == Version::v5;
     size_t remaining = 2 + p.topic.size() + (p.qos > 0 ? 2 : 0) + p.payload.size();
-    size_t props = 0;
     if (v5) {
-        props = properties_size(p.properties);
-        remaining += vbi_size(static_cast<uint32_t>(props)) + props;
+        const size_t n = properties_size(props, extra);
+        remaining += vbi_size(static_cast<uint32_t>(n)) + n;
     }
     out.reserve(out.size() + 5 + remaining);
     put_u8(out,
@@ -847,9 +865,21 @@ void encode_publish(const Publish &p, Version v, std::vector<uint8_t> &out) {
         put_u16(out, p.packet_id);
     }
     if (v5) {
-        put_properties(out, p.properties);
+        put_properties(out, props, extra);
     }
     out.insert(out.end(), p.payload.begin(), p.payload.end());
+}
+
+void encode_publish(const Publish &p, Version v, std::vector<uint8_t> &out) {
+    PublishRef ref;
+    ref.topic = p.topic;
+    ref.payload = p.payload;
+    ref.properties = &p.properties;
+    ref.qos = p.qos;
+    ref.retain = p.retain;
+    ref.dup = p.dup;
+    ref.packet_id = p.packet_id;
+    encode_publish_ref(ref, v, out);
 }
 
 // Acknowledgements, DISCONNECT and AUTH drop trailing fields that hold their defaults
@@ -1075,6 +1105,24 @@ Result<Packet> decode(std::span<const uint8_t> frame, Version version) {
 
 void encode(const Packet &packet, Version version, std::vector<uint8_t> &out) {
     std::visit(EncodeVisitor{version, out}, packet);
+}
+
+void encode_publish(const PublishRef &ref, Version version, std::vector<uint8_t> &out) {
+    encode_publish_ref(ref, version, out);
+}
+
+std::optional<Version> peek_connect_version(std::span<const uint8_t> frame) {
+    const FrameHeader h = parse_frame_header(frame, UINT32_MAX);
+    if (h.status != FrameHeader::Status::ok || h.type() != PacketType::connect) {
+        return std::nullopt;
+    }
+    Reader r(frame.subspan(h.header_length));
+    std::string name;
+    uint8_t level = 0;
+    if (failed(r.binary(name)) || failed(r.u8(level)) || level < 3 || level > 5) {
+        return std::nullopt;
+    }
+    return static_cast<Version>(level);
 }
 
 std::vector<uint8_t> encode(const Packet &packet, Version version) {

@@ -8,7 +8,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -76,6 +78,28 @@ Result<Packet> decode(std::span<const uint8_t> frame, Version version);
 // Appends the encoding of `packet` for `version` to `out`. Properties are written for 5.0
 // only. The packet is trusted to be valid (the broker builds it); encoding is minimal.
 void encode(const Packet &packet, Version version, std::vector<uint8_t> &out);
+
+// An outgoing PUBLISH whose topic, payload and properties live elsewhere (in a shared
+// broker message), so fan-out encodes each subscriber's copy without building a Publish.
+struct PublishRef {
+    std::string_view topic;
+    std::string_view payload;
+    const Properties *properties = nullptr;     // message properties, may be null
+    std::span<const uint32_t> subscription_ids; // this subscriber's, added to the properties
+    std::optional<uint32_t> message_expiry;     // replaces the property when set (seconds left)
+    std::optional<uint16_t> topic_alias;        // outgoing alias, 5.0 only
+    uint8_t qos = 0;
+    bool retain = false;
+    bool dup = false;
+    uint16_t packet_id = 0;
+};
+
+// Appends the encoding of `ref` for `version` to `out`.
+void encode_publish(const PublishRef &ref, Version version, std::vector<uint8_t> &out);
+
+// The protocol level a CONNECT frame asks for, read without validating the rest, so a
+// refusal can be answered in the client's own version. Empty if it cannot be told.
+std::optional<Version> peek_connect_version(std::span<const uint8_t> frame);
 
 // Convenience: the encoding as a fresh vector.
 std::vector<uint8_t> encode(const Packet &packet, Version version);
