@@ -42,13 +42,22 @@ bool make_directories(const std::string &path, std::string &error) {
     return true;
 }
 
+// A client that has not sent CONNECT by then is disconnected.
+constexpr uint64_t kConnectTimeoutMs = 10'000;
+
 const char *signal_name(int signum) {
     return signum == SIGINT ? "SIGINT" : signum == SIGTERM ? "SIGTERM" : "signal";
 }
 
 } // namespace
 
-Server::Server(const config::Config &config, util::Log &log) : config_(config), log_(log) {}
+Server::Server(const config::Config &config, util::Log &log) : config_(config), log_(log) {
+    broker::BrokerSettings settings;
+    settings.max_packet_size = config.limits.max_packet_size;
+    broker_ = std::make_unique<broker::Broker>(settings, log);
+}
+
+Server::~Server() = default;
 
 int Server::run() {
     if (!make_data_dir()) {
@@ -68,6 +77,7 @@ int Server::run() {
     uv_run(&loop_, UV_RUN_DEFAULT);
     // Every close callback has run, so no handle refers to a Listener any more.
     listeners_.clear();
+    connections_.clear();
     rc = uv_loop_close(&loop_);
     if (rc != 0) {
         log_.error("event loop closed with handles still open: %s", uv_err_name(rc));
@@ -109,6 +119,15 @@ bool Server::start() {
         return false;
     }
 
+    uv_prepare_init(&loop_, &flush_);
+    uv_timer_init(&loop_, &tick_);
+    flush_.data = this;
+    tick_.data = this;
+    aux_open_ = true;
+    uv_prepare_start(&flush_, [](uv_prepare_t *h) { static_cast<Server *>(h->data)->flush_all(); });
+    uv_timer_start(
+        &tick_, [](uv_timer_t *h) { static_cast<Server *>(h->data)->on_tick(); }, 1000, 1000);
+
     for (const config::ListenerConfig &listener_config : config_.listeners) {
         std::string wanted = config::format_endpoint(listener_config.host, listener_config.port);
         net::ListenerHandler &handler = *this;
@@ -135,6 +154,13 @@ void Server::stop() {
     for (const auto &listener : listeners_) {
         listener->close();
     }
+    // 5.0 clients are told why [MQTT-3.14.2]; every connection writes what it has and
+    // closes. The loop ends once the last close callback has run.
+    broker_->shutdown(now_ms());
+    flush_all();
+    if (connections_.empty()) {
+        close_aux_handles();
+    }
     if (signals_open_) {
         // The handles are members, so there is nothing to free in a close callback.
         uv_close(reinterpret_cast<uv_handle_t *>(&sigint_), nullptr);
@@ -149,9 +175,74 @@ void Server::on_signal(int signum) {
 }
 
 void Server::on_accept(net::Listener &listener) {
-    // There is no broker to hand the connection to yet, so it is closed at once.
-    log_.debug("connection on %s closed: no broker yet", listener.address().c_str());
-    listener.reject();
+    if (stopping_ || connections_.size() >= config_.limits.max_connections) {
+        log_.warn("connection on %s refused: %zu connections open (limit %u)",
+                  listener.address().c_str(), connections_.size(), config_.limits.max_connections);
+        listener.reject();
+        return;
+    }
+    const uint64_t id = next_connection_id_++;
+    net::ConnectionOwner &owner = *this;
+    auto conn = std::make_unique<net::Connection>(loop_, id, *broker_, owner,
+                                                  config_.limits.max_packet_size, log_);
+    if (const int rc = listener.accept(conn->handle()); rc != 0) {
+        log_.warn("accept on %s failed: %s", listener.address().c_str(), uv_err_name(rc));
+        conn->abort(); // its close callback erases it from the registry
+        connections_.emplace(id, std::move(conn));
+        return;
+    }
+    net::Connection &c = *conn;
+    connections_.emplace(id, std::move(conn));
+    c.start();
+}
+
+void Server::on_listener_closed(net::Listener &) {}
+
+void Server::on_connection_closed(net::Connection &c) {
+    // Called from the connection's own close callback: its memory is released once that
+    // callback has returned, so the erase is deferred to flush_all(), which runs on the
+    // next loop turn (the prepare handle stays open until the last connection is gone).
+    closed_.push_back(c.id());
+}
+
+// Runs once per loop turn before the loop sleeps: one write per dirty connection, then
+// the connections closed during the turn are destroyed.
+void Server::flush_all() {
+    std::vector<uint64_t> dirty;
+    dirty.swap(dirty_);
+    for (uint64_t id : dirty) {
+        if (auto it = connections_.find(id); it != connections_.end()) {
+            it->second->flush();
+        }
+    }
+    if (dirty_.empty()) {
+        dirty_.swap(dirty);
+        dirty_.clear();
+    }
+    for (uint64_t id : closed_) {
+        connections_.erase(id);
+    }
+    closed_.clear();
+    if (stopping_ && connections_.empty()) {
+        close_aux_handles();
+    }
+}
+
+void Server::on_tick() {
+    const uint64_t now = now_ms();
+    for (const auto &[id, conn] : connections_) {
+        conn->check_timers(now, kConnectTimeoutMs);
+    }
+    broker_->tick(now);
+}
+
+void Server::close_aux_handles() {
+    if (!aux_open_) {
+        return;
+    }
+    aux_open_ = false;
+    uv_close(reinterpret_cast<uv_handle_t *>(&flush_), nullptr);
+    uv_close(reinterpret_cast<uv_handle_t *>(&tick_), nullptr);
 }
 
 } // namespace ferrymq::app

@@ -2,13 +2,16 @@
 // Wires the broker together from a Config and runs the libuv loop until SIGINT or SIGTERM.
 #pragma once
 
+#include "broker/broker.hpp"
 #include "config/config.hpp"
+#include "net/connection.hpp"
 #include "net/listener.hpp"
 #include "util/log.hpp"
 
 #include <uv.h>
 
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 namespace ferrymq::app {
@@ -16,9 +19,10 @@ namespace ferrymq::app {
 // Created by main() after the configuration is final and lives until run() has returned;
 // run() is called once. The Server owns the loop and every handle on it, so when run()
 // returns the loop has been closed and no callback can reach the Server any more.
-class Server final : private net::ListenerHandler {
+class Server final : private net::ListenerHandler, private net::ConnectionOwner {
   public:
     Server(const config::Config &config, util::Log &log);
+    ~Server();
 
     Server(const Server &) = delete;
     Server &operator=(const Server &) = delete;
@@ -33,6 +37,16 @@ class Server final : private net::ListenerHandler {
     void stop();
     void on_signal(int signum);
     void on_accept(net::Listener &listener) override;
+    void on_listener_closed(net::Listener &listener) override;
+    void on_tick();
+    void flush_all();
+    void close_aux_handles();
+
+    // net::ConnectionOwner
+    void want_flush(net::Connection &c) override { dirty_.push_back(c.id()); }
+    void on_connection_closed(net::Connection &c) override;
+    uint64_t now_ms() const override { return uv_now(const_cast<uv_loop_t *>(&loop_)); }
+    std::vector<uint8_t> &read_buffer() override { return read_buffer_; }
 
     const config::Config &config_;
     util::Log &log_;
@@ -42,6 +56,16 @@ class Server final : private net::ListenerHandler {
     uv_signal_t sigterm_{};
     bool signals_open_ = false;
     std::vector<std::unique_ptr<net::Listener>> listeners_;
+    std::unique_ptr<broker::Broker> broker_;
+    // Open connections by id; an entry is erased only from its close callback.
+    std::unordered_map<uint64_t, std::unique_ptr<net::Connection>> connections_;
+    std::vector<uint64_t> dirty_;  // connections with output to write this turn
+    std::vector<uint64_t> closed_; // connections whose close callback ran this turn
+    std::vector<uint8_t> read_buffer_ = std::vector<uint8_t>(64 * 1024);
+    uint64_t next_connection_id_ = 1;
+    uv_prepare_t flush_{}; // writes every dirty connection before the loop sleeps
+    uv_timer_t tick_{};    // keep-alive, connect timeout, session expiry
+    bool aux_open_ = false;
 };
 
 } // namespace ferrymq::app

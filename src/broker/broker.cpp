@@ -1,0 +1,738 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "broker.hpp"
+
+#include "mqtt/topic.hpp"
+
+#include <algorithm>
+#include <cinttypes>
+#include <random>
+
+namespace ferrymq::broker {
+
+using mqtt::Reason;
+using mqtt::Version;
+
+namespace {
+
+constexpr uint32_t kNeverExpires = 0xFFFFFFFF;
+
+bool expired(const Message &m, uint64_t now_ms) {
+    return m.expiry_ms != 0 && now_ms >= m.expiry_ms;
+}
+
+// Message properties a subscriber receives: everything but the per-hop ones.
+mqtt::Properties message_properties(mqtt::Properties &&p) {
+    p.topic_alias.reset();
+    p.subscription_identifiers.clear();
+    return std::move(p);
+}
+
+} // namespace
+
+Broker::Broker(const BrokerSettings &settings, util::Log &log) : settings_(settings), log_(log) {}
+
+Broker::~Broker() = default;
+
+void Broker::on_open(Link &link) {
+    Client &c = clients_[link.id()];
+    c.link = &link;
+}
+
+bool Broker::connected(const Link &link) const {
+    auto it = clients_.find(link.id());
+    return it != clients_.end() && it->second.session != nullptr;
+}
+
+Broker::Client *Broker::client_of(const Session &session) {
+    if (session.link_id == 0) {
+        return nullptr;
+    }
+    auto it = clients_.find(session.link_id);
+    return it == clients_.end() ? nullptr : &it->second;
+}
+
+void Broker::fail(Client &c, Reason reason, const char *what) {
+    ++stats_.protocol_errors;
+    log_.info("closing connection %" PRIu64 " (%s): %s (0x%02X %s)", c.link->id(),
+              c.session ? c.session->client_id().c_str() : "-", what, unsigned(reason),
+              std::string(mqtt::reason_name(reason)).c_str());
+    if (c.session && c.version == Version::v5) {
+        mqtt::Disconnect d;
+        d.reason = reason;
+        c.link->send(d);
+    }
+    c.closing = true;
+    c.link->close();
+}
+
+void Broker::on_packet(Link &link, mqtt::Packet &&packet, uint64_t now_ms) {
+    now_ms_ = now_ms;
+    auto it = clients_.find(link.id());
+    if (it == clients_.end() || it->second.closing) {
+        return;
+    }
+    Client &c = it->second;
+    if (c.session == nullptr) {
+        if (auto *connect = std::get_if<mqtt::Connect>(&packet)) {
+            handle_connect(c, std::move(*connect), now_ms);
+        } else {
+            fail(c, Reason::protocol_error, "first packet is not CONNECT [MQTT-3.1.0-1]");
+        }
+        return;
+    }
+    switch (mqtt::packet_type(packet)) {
+    case mqtt::PacketType::connect:
+        fail(c, Reason::protocol_error, "second CONNECT [MQTT-3.1.0-2]");
+        break;
+    case mqtt::PacketType::publish:
+        handle_publish(c, std::move(std::get<mqtt::Publish>(packet)), now_ms);
+        break;
+    case mqtt::PacketType::puback:
+        handle_puback(c, std::get<mqtt::Puback>(packet).packet_id);
+        break;
+    case mqtt::PacketType::pubrec:
+        handle_pubrec(c, std::get<mqtt::Pubrec>(packet));
+        break;
+    case mqtt::PacketType::pubrel:
+        handle_pubrel(c, std::get<mqtt::Pubrel>(packet).packet_id);
+        break;
+    case mqtt::PacketType::pubcomp:
+        handle_pubcomp(c, std::get<mqtt::Pubcomp>(packet).packet_id);
+        break;
+    case mqtt::PacketType::subscribe:
+        handle_subscribe(c, std::move(std::get<mqtt::Subscribe>(packet)), now_ms);
+        break;
+    case mqtt::PacketType::unsubscribe:
+        handle_unsubscribe(c, std::get<mqtt::Unsubscribe>(packet));
+        break;
+    case mqtt::PacketType::pingreq:
+        c.link->send(mqtt::Pingresp{});
+        break;
+    case mqtt::PacketType::disconnect:
+        handle_disconnect(c, std::get<mqtt::Disconnect>(packet), now_ms);
+        break;
+    case mqtt::PacketType::auth:
+        // No authentication method was negotiated in CONNECT [MQTT-4.12.0-1].
+        fail(c, Reason::protocol_error, "AUTH without an authentication method");
+        break;
+    default:
+        // CONNACK, SUBACK, UNSUBACK, PINGRESP are server-to-client only.
+        fail(c, Reason::protocol_error, "packet type a client may not send");
+        break;
+    }
+}
+
+void Broker::on_decode_error(Link &link, const mqtt::Error &error, std::span<const uint8_t> frame,
+                             uint64_t) {
+    auto it = clients_.find(link.id());
+    if (it == clients_.end() || it->second.closing) {
+        return;
+    }
+    Client &c = it->second;
+    if (c.session == nullptr) {
+        // A refused CONNECT is answered in the client's own version where the spec names a
+        // reason: 0x84 [MQTT-3.1.2-2] and 0x85 [MQTT-3.1.3-9].
+        const std::optional<Version> v = mqtt::peek_connect_version(frame);
+        const bool answer = error.reason == Reason::unsupported_protocol_version ||
+                            error.reason == Reason::client_identifier_not_valid ||
+                            error.reason == Reason::packet_too_large;
+        if (answer) {
+            const Version reply =
+                (v == Version::v5 && error.reason != Reason::unsupported_protocol_version)
+                    ? Version::v5
+                    : Version::v311;
+            c.link->set_version(reply);
+            mqtt::Connack ack;
+            ack.reason = error.reason;
+            c.link->send(ack);
+        }
+        ++stats_.protocol_errors;
+        log_.info("refusing connection %" PRIu64 ": %s (0x%02X)", link.id(), error.what,
+                  unsigned(error.reason));
+        c.closing = true;
+        c.link->close();
+        return;
+    }
+    fail(c, error.reason, error.what);
+}
+
+void Broker::on_keep_alive_timeout(Link &link, uint64_t now_ms) {
+    now_ms_ = now_ms;
+    auto it = clients_.find(link.id());
+    if (it == clients_.end() || it->second.closing) {
+        return;
+    }
+    fail(it->second, Reason::keep_alive_timeout, "keep-alive expired");
+}
+
+void Broker::handle_connect(Client &c, mqtt::Connect &&connect, uint64_t now_ms) {
+    const bool v5 = connect.version == Version::v5;
+    c.version = connect.version;
+    c.link->set_version(connect.version);
+    const mqtt::Properties &props = connect.properties;
+    if (props.request_problem_information) {
+        c.problem_information = *props.request_problem_information != 0;
+    }
+    if (props.receive_maximum) {
+        c.client_receive_maximum = *props.receive_maximum;
+    }
+    if (props.maximum_packet_size) {
+        c.link->set_max_outgoing_packet(*props.maximum_packet_size);
+    }
+    mqtt::Connack ack;
+    std::string client_id = std::move(connect.client_id);
+    if (client_id.empty()) {
+        // [MQTT-3.1.3-6]: the server assigns a unique id; 5.0 clients are told it.
+        std::random_device rd;
+        char buf[48];
+        std::snprintf(buf, sizeof buf, "ferrymq-%08x%08x-%" PRIu64, rd(), rd(), ++assigned_ids_);
+        client_id = buf;
+        if (v5) {
+            ack.properties.assigned_client_identifier = client_id;
+        }
+    }
+
+    uint32_t expiry = 0;
+    if (v5) {
+        expiry = props.session_expiry_interval.value_or(0);
+        if (expiry > settings_.max_session_expiry) {
+            expiry = settings_.max_session_expiry;
+            ack.properties.session_expiry_interval = expiry;
+        }
+    } else {
+        expiry = connect.clean_start ? 0 : kNeverExpires;
+    }
+
+    // Take over a connected session [MQTT-3.1.4-3].
+    Session *session = nullptr;
+    if (auto it = sessions_.find(client_id); it != sessions_.end()) {
+        session = it->second.get();
+        if (Client *old = client_of(*session); old != nullptr && old != &c) {
+            log_.info("client %s taken over by connection %" PRIu64, client_id.c_str(),
+                      c.link->id());
+            if (old->version == Version::v5) {
+                mqtt::Disconnect d;
+                d.reason = Reason::session_taken_over;
+                old->link->send(d);
+            }
+            // The old connection ended abnormally from its own point of view: its will is
+            // published (the spec's will delay, when added, may cancel that on resume).
+            publish_will(*session, now_ms);
+            old->session = nullptr;
+            old->closing = true;
+            old->link->close();
+            session->link_id = 0;
+        }
+        if (connect.clean_start) {
+            destroy_session(session);
+            session = nullptr;
+        }
+    }
+    const bool session_present = session != nullptr;
+    if (session == nullptr) {
+        auto owned = std::make_unique<Session>(client_id);
+        session = owned.get();
+        sessions_.emplace(client_id, std::move(owned));
+    }
+    session->link_id = c.link->id();
+    session->version = connect.version;
+    session->expiry_interval = expiry;
+    session->expires_at_ms = 0;
+    session->will = std::move(connect.will);
+    c.session = session;
+
+    c.link->set_keep_alive(connect.keep_alive);
+    ack.session_present = session_present;
+    if (v5) {
+        mqtt::Properties &p = ack.properties;
+        p.receive_maximum = settings_.receive_maximum;
+        p.topic_alias_maximum = settings_.topic_alias_maximum;
+        p.maximum_packet_size = settings_.max_packet_size;
+        if (settings_.max_qos < 2) {
+            p.maximum_qos = settings_.max_qos;
+        }
+        p.retain_available = 1;
+        p.wildcard_subscription_available = 1;
+        p.subscription_identifier_available = 1;
+        p.shared_subscription_available = 0;
+    }
+    c.link->send(ack);
+    log_.debug("client %s connected on %" PRIu64 " (MQTT %s, session %s)", client_id.c_str(),
+               c.link->id(),
+               connect.version == Version::v5     ? "5.0"
+               : connect.version == Version::v311 ? "3.1.1"
+                                                  : "3.1",
+               session_present ? "resumed" : "new");
+
+    if (session_present) {
+        // Resend what was in flight, in order, with DUP set [MQTT-4.4.0-1].
+        for (uint16_t id : session->inflight_order) {
+            auto it = session->inflight.find(id);
+            if (it == session->inflight.end()) {
+                continue;
+            }
+            if (it->second.released) {
+                c.link->send(mqtt::Pubrel{{id, Reason::success, {}}});
+            } else {
+                transmit(*session, c, it->second.delivery, id, true, now_ms);
+            }
+        }
+        pump(*session, now_ms);
+    }
+}
+
+void Broker::handle_publish(Client &c, mqtt::Publish &&publish, uint64_t now_ms) {
+    Session &s = *c.session;
+    ++stats_.messages_received;
+    if (c.version == Version::v5) {
+        if (auto alias = publish.properties.topic_alias) {
+            if (*alias > settings_.topic_alias_maximum) {
+                return fail(c, Reason::topic_alias_invalid, "Topic Alias above the maximum");
+            }
+            if (publish.topic.empty()) {
+                auto it = c.inbound_aliases.find(*alias);
+                if (it == c.inbound_aliases.end()) {
+                    return fail(c, Reason::protocol_error, "unknown Topic Alias");
+                }
+                publish.topic = it->second;
+            } else {
+                c.inbound_aliases[*alias] = publish.topic;
+            }
+        }
+        if (!publish.properties.subscription_identifiers.empty()) {
+            return fail(c, Reason::protocol_error, "Subscription Identifier from a client");
+        }
+    }
+    if (publish.qos > settings_.max_qos) {
+        return fail(c, Reason::qos_not_supported, "QoS above the maximum");
+    }
+    const uint8_t qos = publish.qos;
+    const uint16_t packet_id = publish.packet_id;
+    if (qos == 2 && s.inbound_qos2.count(packet_id) != 0) {
+        // A resent QoS 2 PUBLISH that was already routed: acknowledge only [MQTT-4.3.3-10].
+        c.link->send(mqtt::Pubrec{{packet_id, Reason::success, {}}});
+        return;
+    }
+
+    auto message = std::make_shared<Message>();
+    message->topic = std::move(publish.topic);
+    message->payload = std::move(publish.payload);
+    message->qos = qos;
+    message->retain = publish.retain;
+    message->properties = message_properties(std::move(publish.properties));
+    if (auto interval = message->properties.message_expiry_interval) {
+        message->expiry_ms = now_ms + uint64_t{*interval} * 1000;
+    }
+    message->origin_client_id = s.client_id();
+    MessagePtr shared = std::move(message);
+
+    if (shared->retain) {
+        // An empty retained payload deletes the retained message [MQTT-3.3.1-6].
+        if (shared->payload.empty()) {
+            retained_.erase(shared->topic);
+        } else {
+            retained_[shared->topic] = shared;
+        }
+    }
+    const size_t receivers = route(shared, now_ms);
+    const Reason reason = receivers == 0 && c.version == Version::v5
+                              ? Reason::no_matching_subscribers
+                              : Reason::success;
+    if (qos == 1) {
+        c.link->send(mqtt::Puback{{packet_id, reason, {}}});
+    } else if (qos == 2) {
+        s.inbound_qos2.insert(packet_id);
+        c.link->send(mqtt::Pubrec{{packet_id, reason, {}}});
+    }
+}
+
+size_t Broker::route(const MessagePtr &message, uint64_t now_ms) {
+    // Overlapping subscriptions of one session are merged into one delivery at the highest
+    // QoS, carrying every matching Subscription Identifier [MQTT-3.3.4-3..5].
+    ++match_epoch_;
+    matches_.clear();
+    tree_.match(message->topic, [&](Session *s, const SubscriptionOptions &o) {
+        if (o.no_local && s->client_id() == message->origin_client_id) {
+            return; // [MQTT-3.8.3-3]
+        }
+        const uint8_t qos = std::min(message->qos, o.qos);
+        const bool retain = o.retain_as_published && message->retain;
+        if (s->match_epoch != match_epoch_) {
+            s->match_epoch = match_epoch_;
+            s->match_slot = matches_.size();
+            Delivery d{message, qos, retain, {}};
+            if (o.identifier != 0) {
+                d.subscription_ids.push_back(o.identifier);
+            }
+            matches_.emplace_back(s, std::move(d));
+            return;
+        }
+        Delivery &d = matches_[s->match_slot].second;
+        d.qos = std::max(d.qos, qos);
+        d.retain = d.retain || retain;
+        if (o.identifier != 0) {
+            d.subscription_ids.push_back(o.identifier);
+        }
+    });
+    // Deliveries can re-enter route() (a will published on a dropped client), so work on
+    // a private copy of the scratch list.
+    std::vector<std::pair<Session *, Delivery>> batch;
+    batch.swap(matches_);
+    for (auto &[s, d] : batch) {
+        deliver(*s, std::move(d), now_ms);
+    }
+    const size_t n = batch.size();
+    batch.clear();
+    if (matches_.empty()) {
+        matches_.swap(batch); // keep the capacity for the next publish
+    }
+    return n;
+}
+
+uint16_t Broker::send_window(const Client &c) const {
+    return std::min<uint16_t>(settings_.max_inflight, c.client_receive_maximum);
+}
+
+void Broker::deliver(Session &s, Delivery &&d, uint64_t now_ms) {
+    Client *c = client_of(s);
+    if (c == nullptr) {
+        if (d.qos == 0) {
+            ++stats_.dropped_qos0_offline; // QoS 0 is not queued for absent clients
+            return;
+        }
+        enqueue(s, std::move(d));
+        return;
+    }
+    // Keep order: while anything waits in the queue, new messages wait behind it.
+    const bool slow = c->link->pending_bytes() > settings_.high_water_bytes;
+    if (!s.queue.empty() || slow || (d.qos > 0 && s.inflight.size() >= send_window(*c))) {
+        enqueue(s, std::move(d));
+        return;
+    }
+    if (d.qos == 0) {
+        transmit(s, *c, d, 0, false, now_ms);
+        return;
+    }
+    const uint16_t id = s.next_packet_id();
+    if (transmit(s, *c, d, id, false, now_ms)) {
+        s.inflight.emplace(id, Inflight{std::move(d), false});
+        s.inflight_order.push_back(id);
+    }
+}
+
+void Broker::enqueue(Session &s, Delivery &&d) {
+    // Full queue policy: drop a queued QoS 0 message first, else the oldest message.
+    while (!s.queue.empty() &&
+           (s.queue.size() >= settings_.max_queued_messages ||
+            s.queued_bytes + d.message->payload.size() > settings_.max_queued_bytes)) {
+        auto victim = std::find_if(s.queue.begin(), s.queue.end(),
+                                   [](const Delivery &q) { return q.qos == 0; });
+        if (victim == s.queue.end()) {
+            victim = s.queue.begin();
+        }
+        s.queued_bytes -= victim->message->payload.size();
+        s.queue.erase(victim);
+        ++stats_.dropped_queue_full;
+    }
+    if (d.message->payload.size() > settings_.max_queued_bytes) {
+        ++stats_.dropped_queue_full;
+        return;
+    }
+    s.queued_bytes += d.message->payload.size();
+    s.queue.push_back(std::move(d));
+}
+
+void Broker::pump(Session &s, uint64_t now_ms) {
+    Client *c = client_of(s);
+    if (c == nullptr) {
+        return;
+    }
+    while (!s.queue.empty()) {
+        if (c->link->pending_bytes() > settings_.high_water_bytes) {
+            return; // resumed from on_writable
+        }
+        Delivery &front = s.queue.front();
+        if (front.qos > 0 && s.inflight.size() >= send_window(*c)) {
+            return; // resumed by PUBACK/PUBCOMP
+        }
+        Delivery d = std::move(front);
+        s.queued_bytes -= d.message->payload.size();
+        s.queue.pop_front();
+        if (d.qos == 0) {
+            transmit(s, *c, d, 0, false, now_ms);
+            continue;
+        }
+        const uint16_t id = s.next_packet_id();
+        if (transmit(s, *c, d, id, false, now_ms)) {
+            s.inflight.emplace(id, Inflight{std::move(d), false});
+            s.inflight_order.push_back(id);
+        }
+    }
+}
+
+bool Broker::transmit(Session &s, Client &c, const Delivery &d, uint16_t packet_id, bool dup,
+                      uint64_t now_ms) {
+    const Message &m = *d.message;
+    mqtt::PublishRef ref;
+    if (m.expiry_ms != 0) {
+        if (now_ms >= m.expiry_ms) {
+            ++stats_.dropped_expired; // [MQTT-3.3.2-5]
+            return false;
+        }
+        // The receiver sees the time left [MQTT-3.3.2-6].
+        ref.message_expiry = static_cast<uint32_t>((m.expiry_ms - now_ms + 999) / 1000);
+    }
+    ref.topic = m.topic;
+    ref.payload = m.payload;
+    ref.properties = &m.properties;
+    ref.subscription_ids = d.subscription_ids;
+    ref.qos = d.qos;
+    ref.retain = d.retain;
+    ref.dup = dup;
+    ref.packet_id = packet_id;
+    if (!c.link->send_publish(ref)) {
+        ++stats_.dropped_too_large; // [MQTT-3.1.2-25]
+        log_.debug("dropped a message on %s for %s: larger than its Maximum Packet Size",
+                   m.topic.c_str(), s.client_id().c_str());
+        return false;
+    }
+    ++stats_.messages_sent;
+    return true;
+}
+
+void Broker::handle_puback(Client &c, uint16_t packet_id) {
+    Session &s = *c.session;
+    auto it = s.inflight.find(packet_id);
+    if (it == s.inflight.end() || it->second.delivery.qos != 1) {
+        return; // unknown ids are ignored, as most brokers do
+    }
+    s.inflight.erase(it);
+    s.inflight_order.erase(std::find(s.inflight_order.begin(), s.inflight_order.end(), packet_id));
+    pump(s, now_ms_);
+}
+
+void Broker::handle_pubrec(Client &c, const mqtt::Pubrec &pubrec) {
+    Session &s = *c.session;
+    auto it = s.inflight.find(pubrec.packet_id);
+    if (it == s.inflight.end() || it->second.delivery.qos != 2) {
+        c.link->send(mqtt::Pubrel{{pubrec.packet_id, Reason::packet_identifier_not_found, {}}});
+        return;
+    }
+    if (static_cast<uint8_t>(pubrec.reason) >= 0x80) {
+        // The receiver refused the message: the flow ends here [MQTT-4.3.3-4 note].
+        s.inflight.erase(it);
+        s.inflight_order.erase(
+            std::find(s.inflight_order.begin(), s.inflight_order.end(), pubrec.packet_id));
+        pump(s, now_ms_);
+        return;
+    }
+    it->second.released = true;
+    c.link->send(mqtt::Pubrel{{pubrec.packet_id, Reason::success, {}}});
+}
+
+void Broker::handle_pubrel(Client &c, uint16_t packet_id) {
+    Session &s = *c.session;
+    const bool known = s.inbound_qos2.erase(packet_id) != 0;
+    c.link->send(mqtt::Pubcomp{
+        {packet_id, known ? Reason::success : Reason::packet_identifier_not_found, {}}});
+}
+
+void Broker::handle_pubcomp(Client &c, uint16_t packet_id) {
+    Session &s = *c.session;
+    auto it = s.inflight.find(packet_id);
+    if (it == s.inflight.end() || !it->second.released) {
+        return;
+    }
+    s.inflight.erase(it);
+    s.inflight_order.erase(std::find(s.inflight_order.begin(), s.inflight_order.end(), packet_id));
+    pump(s, now_ms_);
+}
+
+void Broker::handle_subscribe(Client &c, mqtt::Subscribe &&subscribe, uint64_t now_ms) {
+    Session &s = *c.session;
+    const uint32_t identifier = subscribe.properties.subscription_identifiers.empty()
+                                    ? 0
+                                    : subscribe.properties.subscription_identifiers.front();
+    mqtt::Suback ack;
+    ack.packet_id = subscribe.packet_id;
+    std::vector<std::pair<std::string, SubscriptionOptions>> retained_wanted;
+    for (mqtt::Subscription &sub : subscribe.subscriptions) {
+        if (mqtt::check_filter(sub.filter).shared) {
+            // Shared subscriptions come with the MQTT 5.0 feature work.
+            ack.reasons.push_back(c.version == Version::v5
+                                      ? Reason::shared_subscriptions_not_supported
+                                      : Reason::unspecified_error);
+            continue;
+        }
+        SubscriptionOptions o;
+        o.qos = std::min(sub.qos, settings_.max_qos);
+        o.no_local = sub.no_local;
+        o.retain_as_published = sub.retain_as_published;
+        o.retain_handling = sub.retain_handling;
+        o.identifier = identifier;
+        const bool existed = tree_.add(sub.filter, &s, o);
+        s.subscriptions[sub.filter] = o;
+        ack.reasons.push_back(static_cast<Reason>(o.qos));
+        // Retain Handling 0 sends always, 1 only for a new subscription, 2 never.
+        if (o.retain_handling == mqtt::RetainHandling::send ||
+            (o.retain_handling == mqtt::RetainHandling::send_if_new && !existed)) {
+            retained_wanted.emplace_back(std::move(sub.filter), o);
+        }
+    }
+    c.link->send(ack);
+    for (const auto &[filter, o] : retained_wanted) {
+        send_retained(c, filter, o, now_ms);
+    }
+}
+
+void Broker::send_retained(Client &c, const std::string &filter, const SubscriptionOptions &o,
+                           uint64_t now_ms) {
+    for (auto it = retained_.begin(); it != retained_.end();) {
+        const MessagePtr &m = it->second;
+        if (expired(*m, now_ms)) {
+            it = retained_.erase(it);
+            continue;
+        }
+        if (mqtt::topic_matches(filter, m->topic)) {
+            // Retained messages sent on subscribe keep the retain flag [MQTT-3.3.1-9].
+            Delivery d{m, std::min(m->qos, o.qos), true, {}};
+            if (o.identifier != 0) {
+                d.subscription_ids.push_back(o.identifier);
+            }
+            deliver(*c.session, std::move(d), now_ms);
+        }
+        ++it;
+    }
+}
+
+void Broker::handle_unsubscribe(Client &c, const mqtt::Unsubscribe &unsubscribe) {
+    Session &s = *c.session;
+    mqtt::Unsuback ack;
+    ack.packet_id = unsubscribe.packet_id;
+    for (const std::string &filter : unsubscribe.filters) {
+        const bool existed = s.subscriptions.erase(filter) != 0;
+        tree_.remove(filter, &s);
+        if (c.version == Version::v5) {
+            ack.reasons.push_back(existed ? Reason::success : Reason::no_subscription_existed);
+        }
+    }
+    c.link->send(ack);
+}
+
+void Broker::handle_disconnect(Client &c, const mqtt::Disconnect &d, uint64_t) {
+    Session &s = *c.session;
+    if (auto expiry = d.properties.session_expiry_interval) {
+        if (s.expiry_interval == 0 && *expiry != 0) {
+            // [MQTT-3.14.2-2]: a session that ends at disconnect cannot be extended here.
+            return fail(c, Reason::protocol_error, "Session Expiry Interval set after 0");
+        }
+        s.expiry_interval = std::min(*expiry, settings_.max_session_expiry);
+    }
+    // A normal DISCONNECT discards the will, except with reason 0x04 [MQTT-3.14.4-3].
+    c.will_suppressed = d.reason != Reason::disconnect_with_will;
+    c.closing = true;
+    c.link->close();
+}
+
+void Broker::publish_will(Session &s, uint64_t now_ms) {
+    if (!s.will) {
+        return;
+    }
+    mqtt::Will will = std::move(*s.will);
+    s.will.reset();
+    auto m = std::make_shared<Message>();
+    m->topic = std::move(will.topic);
+    m->payload = std::move(will.payload);
+    m->qos = will.qos;
+    m->retain = will.retain;
+    will.properties.will_delay_interval.reset();
+    m->properties = message_properties(std::move(will.properties));
+    if (auto interval = m->properties.message_expiry_interval) {
+        m->expiry_ms = now_ms + uint64_t{*interval} * 1000;
+    }
+    m->origin_client_id = s.client_id();
+    MessagePtr shared = std::move(m);
+    if (shared->retain) {
+        if (shared->payload.empty()) {
+            retained_.erase(shared->topic);
+        } else {
+            retained_[shared->topic] = shared;
+        }
+    }
+    route(shared, now_ms);
+}
+
+void Broker::detach(Client &c, uint64_t now_ms) {
+    Session *s = c.session;
+    c.session = nullptr;
+    if (s == nullptr || s->link_id != c.link->id()) {
+        return;
+    }
+    s->link_id = 0;
+    if (!c.will_suppressed) {
+        publish_will(*s, now_ms);
+    }
+    s->will.reset();
+    if (s->expiry_interval == 0) {
+        destroy_session(s);
+        return;
+    }
+    s->expires_at_ms =
+        s->expiry_interval == kNeverExpires ? 0 : now_ms + uint64_t{s->expiry_interval} * 1000;
+}
+
+void Broker::destroy_session(Session *s) {
+    for (const auto &[filter, options] : s->subscriptions) {
+        tree_.remove(filter, s);
+    }
+    sessions_.erase(s->client_id());
+}
+
+void Broker::on_close(Link &link, uint64_t now_ms) {
+    now_ms_ = now_ms;
+    auto it = clients_.find(link.id());
+    if (it == clients_.end()) {
+        return;
+    }
+    detach(it->second, now_ms);
+    clients_.erase(it);
+}
+
+void Broker::on_writable(Link &link) {
+    auto it = clients_.find(link.id());
+    if (it != clients_.end() && it->second.session != nullptr) {
+        pump(*it->second.session, now_ms_);
+    }
+}
+
+void Broker::tick(uint64_t now_ms) {
+    now_ms_ = now_ms;
+    std::vector<Session *> expired_sessions;
+    for (const auto &[id, s] : sessions_) {
+        if (s->link_id == 0 && s->expires_at_ms != 0 && now_ms >= s->expires_at_ms) {
+            expired_sessions.push_back(s.get());
+        }
+    }
+    for (Session *s : expired_sessions) {
+        log_.debug("session %s expired", s->client_id().c_str());
+        destroy_session(s);
+    }
+}
+
+void Broker::shutdown(uint64_t now_ms) {
+    now_ms_ = now_ms;
+    for (auto &[id, c] : clients_) {
+        if (c.closing) {
+            continue;
+        }
+        if (c.session != nullptr && c.version == Version::v5) {
+            mqtt::Disconnect d;
+            d.reason = Reason::server_shutting_down;
+            c.link->send(d);
+        }
+        c.closing = true;
+        c.link->close();
+    }
+}
+
+} // namespace ferrymq::broker

@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: Apache-2.0
+// Routing and MQTT state for every client: CONNECT, sessions, subscriptions, retained
+// messages, QoS flows, wills and limits. It does no I/O: net/ feeds it decoded packets and
+// connection events through a Link, so the same core runs under doctest without sockets.
+// Owned by app::Server for the life of the loop; everything it owns dies with it.
+#pragma once
+
+#include "link.hpp"
+#include "message.hpp"
+#include "session.hpp"
+#include "subscription_tree.hpp"
+#include "util/log.hpp"
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace ferrymq::broker {
+
+// Tunables of the core, filled from config::Config by the app.
+struct BrokerSettings {
+    uint16_t max_inflight = 20;               // outgoing QoS 1/2 per client without ack
+    uint32_t max_queued_messages = 1000;      // per session; then QoS 0 first, then oldest
+    uint64_t max_queued_bytes = 16u << 20;    // payload bytes per session
+    uint16_t receive_maximum = 65535;         // inbound QoS 1/2 we accept unacknowledged
+    uint16_t topic_alias_maximum = 10;        // inbound aliases per connection (5.0)
+    uint32_t max_packet_size = 268'435'460;   // inbound limit, advertised in CONNACK
+    uint32_t max_session_expiry = 0xFFFFFFFF; // cap on Session Expiry Interval, seconds
+    uint8_t max_qos = 2;                      // granted QoS cap
+    size_t high_water_bytes = 1u << 20;       // pending output above which a client is slow
+};
+
+// Counters for every drop and error, surfaced in logs now and in $SYS later.
+struct BrokerStats {
+    uint64_t messages_received = 0;
+    uint64_t messages_sent = 0;
+    uint64_t dropped_qos0_offline = 0;
+    uint64_t dropped_queue_full = 0;
+    uint64_t dropped_too_large = 0;
+    uint64_t dropped_expired = 0;
+    uint64_t protocol_errors = 0;
+};
+
+class Broker {
+  public:
+    Broker(const BrokerSettings &settings, util::Log &log);
+    ~Broker();
+    Broker(const Broker &) = delete;
+    Broker &operator=(const Broker &) = delete;
+
+    // A connection opened; no packet yet.
+    void on_open(Link &link);
+    // A packet decoded on `link`.
+    void on_packet(Link &link, mqtt::Packet &&packet, uint64_t now_ms);
+    // Bytes on `link` could not be decoded; `frame` is the offending packet when whole.
+    void on_decode_error(Link &link, const mqtt::Error &error, std::span<const uint8_t> frame,
+                         uint64_t now_ms);
+    // The client went silent for 1.5 x keep-alive [MQTT-3.1.2-22].
+    void on_keep_alive_timeout(Link &link, uint64_t now_ms);
+    // The connection is gone (closed by either side). The Link dies after this returns.
+    void on_close(Link &link, uint64_t now_ms);
+    // The connection's output drained below the low-water mark: send what waits.
+    void on_writable(Link &link);
+    // Periodic housekeeping: session expiry.
+    void tick(uint64_t now_ms);
+    // Graceful stop: 5.0 clients get DISCONNECT 0x8B; every connection is closed.
+    void shutdown(uint64_t now_ms);
+
+    // Whether `link` has completed CONNECT (for the connect timeout).
+    bool connected(const Link &link) const;
+
+    const BrokerStats &stats() const { return stats_; }
+    size_t session_count() const { return sessions_.size(); }
+    size_t retained_count() const { return retained_.size(); }
+
+  private:
+    // Per-connection MQTT state; lives from on_open to on_close.
+    struct Client {
+        Link *link = nullptr;
+        Session *session = nullptr; // set by CONNECT
+        mqtt::Version version = mqtt::Version::v311;
+        bool closing = false;            // close requested; ignore further packets
+        bool will_suppressed = false;    // normal DISCONNECT or session taken by CONNECT
+        bool problem_information = true; // Request Problem Information (5.0)
+        uint16_t client_receive_maximum = 65535;
+        std::unordered_map<uint16_t, std::string> inbound_aliases;
+    };
+
+    void handle_connect(Client &c, mqtt::Connect &&connect, uint64_t now_ms);
+    void handle_publish(Client &c, mqtt::Publish &&publish, uint64_t now_ms);
+    void handle_subscribe(Client &c, mqtt::Subscribe &&subscribe, uint64_t now_ms);
+    void handle_unsubscribe(Client &c, const mqtt::Unsubscribe &unsubscribe);
+    void handle_disconnect(Client &c, const mqtt::Disconnect &disconnect, uint64_t now_ms);
+    void handle_puback(Client &c, uint16_t packet_id);
+    void handle_pubrec(Client &c, const mqtt::Pubrec &pubrec);
+    void handle_pubrel(Client &c, uint16_t packet_id);
+    void handle_pubcomp(Client &c, uint16_t packet_id);
+
+    // Ends the connection for a protocol violation: DISCONNECT with `reason` for 5.0,
+    // a plain close for 3.1/3.1.1. The will is published.
+    void fail(Client &c, mqtt::Reason reason, const char *what);
+
+    // Routes a message to every matching subscription; returns how many sessions got it.
+    size_t route(const MessagePtr &message, uint64_t now_ms);
+    // Hands one message to one session: sent now, queued, or dropped by policy.
+    void deliver(Session &session, Delivery &&delivery, uint64_t now_ms);
+    // Sends queued messages while the window and the connection allow.
+    void pump(Session &session, uint64_t now_ms);
+    // Writes one PUBLISH to the session's link; false if it had to be dropped.
+    bool transmit(Session &session, Client &c, const Delivery &d, uint16_t packet_id, bool dup,
+                  uint64_t now_ms);
+    void enqueue(Session &session, Delivery &&delivery);
+    void publish_will(Session &session, uint64_t now_ms);
+    void detach(Client &c, uint64_t now_ms);
+    void destroy_session(Session *session);
+    void send_retained(Client &c, const std::string &filter, const SubscriptionOptions &options,
+                       uint64_t now_ms);
+    Client *client_of(const Session &session);
+    uint16_t send_window(const Client &c) const;
+
+    BrokerSettings settings_;
+    util::Log &log_;
+    BrokerStats stats_;
+    std::unordered_map<uint64_t, Client> clients_;                       // by link id
+    std::unordered_map<std::string, std::unique_ptr<Session>> sessions_; // by client id
+    std::unordered_map<std::string, MessagePtr> retained_;               // by topic
+    SubscriptionTree tree_;
+    uint64_t now_ms_ = 0; // loop clock at the latest entry from net/ or the timer
+    uint64_t match_epoch_ = 0;
+    uint64_t assigned_ids_ = 0;
+    std::vector<std::pair<Session *, Delivery>> matches_; // scratch for route()
+};
+
+} // namespace ferrymq::broker

@@ -1,0 +1,37 @@
+// SPDX-License-Identifier: Apache-2.0
+// What the broker core needs from a client connection. net/ implements it over TCP (and
+// later TLS and WebSocket); unit tests implement it in memory. The core never sees sockets.
+#pragma once
+
+#include "mqtt/codec.hpp"
+
+#include <cstddef>
+#include <cstdint>
+
+namespace ferrymq::broker {
+
+class Link {
+  public:
+    // Unique for the life of the process; sessions name their connection by it.
+    virtual uint64_t id() const = 0;
+    // Queues a packet for sending in the negotiated version (written once per loop turn).
+    virtual void send(const mqtt::Packet &packet) = 0;
+    // Queues a PUBLISH; returns false (and sends nothing) when it would exceed the
+    // client's Maximum Packet Size.
+    virtual bool send_publish(const mqtt::PublishRef &publish) = 0;
+    // Bytes queued but not yet written: the broker stops sending above its high-water mark.
+    virtual size_t pending_bytes() const = 0;
+    // Version for decoding and encoding every packet after CONNECT.
+    virtual void set_version(mqtt::Version version) = 0;
+    // Keep-alive the connection enforces (1.5 x seconds without a packet; 0 = off).
+    virtual void set_keep_alive(uint16_t seconds) = 0;
+    // Largest packet the client accepts (its Maximum Packet Size).
+    virtual void set_max_outgoing_packet(uint32_t bytes) = 0;
+    // Writes what is queued, then closes. Idempotent; the broker hears of it via on_close.
+    virtual void close() = 0;
+
+  protected:
+    ~Link() = default;
+};
+
+} // namespace ferrymq::broker

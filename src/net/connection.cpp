@@ -1,0 +1,251 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "net/connection.hpp"
+
+#include <cinttypes>
+#include <cstring>
+
+namespace ferrymq::net {
+
+namespace {
+constexpr size_t kReadChunk = 64 * 1024;
+// Output buffers larger than this are released after a write instead of kept for reuse,
+// so one burst does not pin memory for an idle connection.
+constexpr size_t kKeepCapacity = 16 * 1024;
+} // namespace
+
+Connection::Connection(uv_loop_t &loop, uint64_t id, broker::Broker &broker, ConnectionOwner &owner,
+                       uint32_t max_packet_size, util::Log &log)
+    : id_(id), broker_(broker), owner_(owner), log_(log), max_packet_size_(max_packet_size) {
+    uv_tcp_init(&loop, &handle_);
+    handle_.data = this;
+    write_req_.data = this;
+}
+
+Connection::~Connection() {
+    // Destroying an open handle would leave libuv pointing at freed memory.
+    if (state_ != State::closed) {
+        std::abort();
+    }
+}
+
+void Connection::start() {
+    opened_ms_ = last_packet_ms_ = owner_.now_ms();
+    uv_tcp_nodelay(&handle_, 1);
+    broker_.on_open(*this);
+    const int rc = uv_read_start(
+        reinterpret_cast<uv_stream_t *>(&handle_),
+        [](uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+            static_cast<Connection *>(h->data)->on_alloc(suggested, buf);
+        },
+        [](uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+            static_cast<Connection *>(s->data)->on_read(nread, buf);
+        });
+    if (rc != 0) {
+        log_.warn("connection %" PRIu64 ": cannot read: %s", id_, uv_err_name(rc));
+        close_handle();
+    }
+}
+
+// Reads land in the owner's shared buffer while no partial frame is pending, so an idle
+// connection holds no read buffer of its own; a partial frame is copied to `in_`.
+void Connection::on_alloc(size_t, uv_buf_t *buf) {
+    if (in_end_ == 0) {
+        std::vector<uint8_t> &shared = owner_.read_buffer();
+        buf->base = reinterpret_cast<char *>(shared.data());
+        buf->len = shared.size();
+        return;
+    }
+    if (in_.size() - in_end_ < kReadChunk) {
+        in_.resize(in_end_ + kReadChunk);
+    }
+    buf->base = reinterpret_cast<char *>(in_.data() + in_end_);
+    buf->len = kReadChunk;
+}
+
+void Connection::on_read(ssize_t nread, const uv_buf_t *buf) {
+    if (nread < 0) {
+        if (nread != UV_EOF) {
+            log_.debug("connection %" PRIu64 ": read error %s", id_, uv_err_name(int(nread)));
+        }
+        close_handle();
+        return;
+    }
+    if (nread == 0) {
+        return;
+    }
+    const auto *base = reinterpret_cast<const uint8_t *>(buf->base);
+    if (in_end_ == 0) {
+        const size_t used = consume({base, size_t(nread)});
+        if (used < size_t(nread) && state_ == State::open) {
+            in_.assign(base + used, base + nread);
+            in_end_ = in_.size();
+        }
+        return;
+    }
+    in_end_ += size_t(nread);
+    const size_t used = consume({in_.data(), in_end_});
+    if (used == in_end_ || state_ != State::open) {
+        in_end_ = 0;
+        in_.clear();
+        in_.shrink_to_fit();
+    } else if (used > 0) {
+        std::memmove(in_.data(), in_.data() + used, in_end_ - used);
+        in_end_ -= used;
+    }
+}
+
+// Hands every complete frame in `bytes` to the broker; returns the bytes consumed.
+size_t Connection::consume(std::span<const uint8_t> bytes) {
+    size_t used = 0;
+    while (state_ == State::open && used < bytes.size()) {
+        const std::span<const uint8_t> avail = bytes.subspan(used);
+        const mqtt::FrameHeader h = mqtt::parse_frame_header(avail, max_packet_size_);
+        if (h.status == mqtt::FrameHeader::Status::error) {
+            // Refused before the body is buffered.
+            broker_.on_decode_error(*this, h.error, avail.first(std::min<size_t>(avail.size(), 5)),
+                                    owner_.now_ms());
+            return bytes.size();
+        }
+        if (h.status == mqtt::FrameHeader::Status::need_more || avail.size() < h.total_length()) {
+            if (h.status == mqtt::FrameHeader::Status::ok) {
+                in_.reserve(h.total_length()); // room for the whole frame at once
+            }
+            break;
+        }
+        const auto frame = avail.first(h.total_length());
+        used += h.total_length();
+        last_packet_ms_ = owner_.now_ms();
+        mqtt::Result<mqtt::Packet> r = mqtt::decode(frame, version_);
+        if (!r.ok()) {
+            broker_.on_decode_error(*this, r.error(), frame, last_packet_ms_);
+            return bytes.size();
+        }
+        broker_.on_packet(*this, std::move(r.value()), last_packet_ms_);
+    }
+    return used;
+}
+
+void Connection::send(const mqtt::Packet &packet) {
+    if (state_ != State::open && state_ != State::draining) {
+        return;
+    }
+    mqtt::encode(packet, version_, out_);
+    mark_dirty();
+}
+
+bool Connection::send_publish(const mqtt::PublishRef &publish) {
+    if (state_ != State::open) {
+        return true; // the session keeps it in flight and resends it on reconnect
+    }
+    const size_t before = out_.size();
+    mqtt::encode_publish(publish, version_, out_);
+    if (out_.size() - before > max_outgoing_) {
+        out_.resize(before);
+        return false;
+    }
+    mark_dirty();
+    return true;
+}
+
+void Connection::mark_dirty() {
+    if (!dirty_) {
+        dirty_ = true;
+        owner_.want_flush(*this);
+    }
+}
+
+void Connection::flush() {
+    dirty_ = false;
+    if (write_in_flight_ || out_.empty() || state_ == State::closing || state_ == State::closed) {
+        return;
+    }
+    writing_.swap(out_);
+    write_in_flight_ = true;
+    uv_buf_t buf = uv_buf_init(reinterpret_cast<char *>(writing_.data()),
+                               static_cast<unsigned>(writing_.size()));
+    const int rc = uv_write(&write_req_, reinterpret_cast<uv_stream_t *>(&handle_), &buf, 1,
+                            [](uv_write_t *req, int status) {
+                                static_cast<Connection *>(req->data)->on_write_done(status);
+                            });
+    if (rc != 0) {
+        write_in_flight_ = false;
+        log_.debug("connection %" PRIu64 ": write failed: %s", id_, uv_err_name(rc));
+        close_handle();
+    }
+}
+
+void Connection::on_write_done(int status) {
+    write_in_flight_ = false;
+    writing_.clear();
+    if (writing_.capacity() > kKeepCapacity) {
+        writing_.shrink_to_fit();
+    }
+    if (status < 0) {
+        log_.debug("connection %" PRIu64 ": write error %s", id_, uv_err_name(status));
+        close_handle();
+        return;
+    }
+    if (state_ == State::draining && out_.empty()) {
+        close_handle();
+        return;
+    }
+    if (!out_.empty()) {
+        flush();
+    }
+    if (state_ == State::open) {
+        broker_.on_writable(*this);
+    }
+}
+
+void Connection::close() {
+    if (state_ != State::open) {
+        return;
+    }
+    state_ = State::draining;
+    uv_read_stop(reinterpret_cast<uv_stream_t *>(&handle_));
+    if (!write_in_flight_) {
+        if (out_.empty()) {
+            close_handle();
+        } else {
+            flush();
+        }
+    }
+}
+
+void Connection::abort() {
+    close_handle();
+}
+
+void Connection::close_handle() {
+    if (state_ == State::closing || state_ == State::closed) {
+        return;
+    }
+    state_ = State::closing;
+    uv_close(reinterpret_cast<uv_handle_t *>(&handle_),
+             [](uv_handle_t *h) { static_cast<Connection *>(h->data)->on_closed(); });
+}
+
+void Connection::on_closed() {
+    state_ = State::closed;
+    broker_.on_close(*this, owner_.now_ms());
+    owner_.on_connection_closed(*this);
+}
+
+void Connection::check_timers(uint64_t now_ms, uint64_t connect_timeout_ms) {
+    if (state_ != State::open) {
+        return;
+    }
+    if (!broker_.connected(*this)) {
+        if (now_ms - opened_ms_ > connect_timeout_ms) {
+            log_.debug("connection %" PRIu64 ": no CONNECT in time", id_);
+            close_handle();
+        }
+        return;
+    }
+    // [MQTT-3.1.2-24]: one and a half times the keep-alive without a packet.
+    if (keep_alive_ms_ != 0 && now_ms - last_packet_ms_ > keep_alive_ms_ * 3 / 2) {
+        broker_.on_keep_alive_timeout(*this, now_ms);
+    }
+}
+
+} // namespace ferrymq::net

@@ -1,0 +1,99 @@
+// SPDX-License-Identifier: Apache-2.0
+// One client's TCP connection: reads bytes, cuts them into MQTT frames for the broker core,
+// and batches everything the core sends into one write per loop turn. Owned by the
+// app::Server's registry (unique_ptr) from accept until its close callback; it tells its
+// owner when it may be destroyed and never deletes itself.
+#pragma once
+
+#include "broker/broker.hpp"
+#include "broker/link.hpp"
+#include "util/log.hpp"
+
+#include <uv.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace ferrymq::net {
+
+class Connection;
+
+// Implemented by whoever owns the connections.
+class ConnectionOwner {
+  public:
+    // `c` has output to write: flush it before the loop sleeps.
+    virtual void want_flush(Connection &c) = 0;
+    // `c`'s handle is closed: destroy it (after this call returns).
+    virtual void on_connection_closed(Connection &c) = 0;
+    // Loop-clock milliseconds.
+    virtual uint64_t now_ms() const = 0;
+    // One read buffer shared by every connection (the loop reads one socket at a time).
+    virtual std::vector<uint8_t> &read_buffer() = 0;
+
+  protected:
+    ~ConnectionOwner() = default;
+};
+
+class Connection final : public broker::Link {
+  public:
+    Connection(uv_loop_t &loop, uint64_t id, broker::Broker &broker, ConnectionOwner &owner,
+               uint32_t max_packet_size, util::Log &log);
+    ~Connection();
+    Connection(const Connection &) = delete;
+    Connection &operator=(const Connection &) = delete;
+
+    uv_tcp_t &handle() { return handle_; }
+    // Starts reading and introduces the connection to the broker.
+    void start();
+    // Writes what the broker queued this turn, as one write.
+    void flush();
+    // Connect timeout and keep-alive, checked by the owner's periodic timer.
+    void check_timers(uint64_t now_ms, uint64_t connect_timeout_ms);
+    // Closes at once without flushing (the owner is stopping or the peer is gone).
+    void abort();
+    bool closed() const { return state_ == State::closed; }
+
+    // broker::Link
+    uint64_t id() const override { return id_; }
+    void send(const mqtt::Packet &packet) override;
+    bool send_publish(const mqtt::PublishRef &publish) override;
+    size_t pending_bytes() const override { return out_.size() + writing_.size(); }
+    void set_version(mqtt::Version version) override { version_ = version; }
+    void set_keep_alive(uint16_t seconds) override { keep_alive_ms_ = uint64_t{seconds} * 1000; }
+    void set_max_outgoing_packet(uint32_t bytes) override { max_outgoing_ = bytes; }
+    void close() override;
+
+  private:
+    enum class State : uint8_t { open, draining, closing, closed };
+
+    void on_alloc(size_t suggested, uv_buf_t *buf);
+    void on_read(ssize_t nread, const uv_buf_t *buf);
+    void on_write_done(int status);
+    void on_closed();
+    size_t consume(std::span<const uint8_t> bytes);
+    void close_handle();
+    void mark_dirty();
+
+    uv_tcp_t handle_{};
+    uv_write_t write_req_{};
+    uint64_t id_;
+    broker::Broker &broker_;
+    ConnectionOwner &owner_;
+    util::Log &log_;
+    State state_ = State::open;
+    mqtt::Version version_ = mqtt::Version::v311;
+    uint32_t max_packet_size_;           // inbound limit, bytes
+    uint32_t max_outgoing_ = UINT32_MAX; // the client's Maximum Packet Size
+    uint64_t opened_ms_ = 0;
+    uint64_t last_packet_ms_ = 0;
+    uint64_t keep_alive_ms_ = 0;
+    bool dirty_ = false; // queued in the owner's flush list
+    bool write_in_flight_ = false;
+    std::vector<uint8_t> in_; // received bytes; [in_start_, in_end_) unparsed
+    size_t in_start_ = 0;
+    size_t in_end_ = 0;
+    std::vector<uint8_t> out_;     // encoded this turn, not yet written
+    std::vector<uint8_t> writing_; // owned by the write in flight
+};
+
+} // namespace ferrymq::net
