@@ -42,9 +42,6 @@ bool make_directories(const std::string &path, std::string &error) {
     return true;
 }
 
-// A client that has not sent CONNECT by then is disconnected.
-constexpr uint64_t kConnectTimeoutMs = 10'000;
-
 const char *signal_name(int signum) {
     return signum == SIGINT ? "SIGINT" : signum == SIGTERM ? "SIGTERM" : "signal";
 }
@@ -52,8 +49,17 @@ const char *signal_name(int signum) {
 } // namespace
 
 Server::Server(const config::Config &config, util::Log &log) : config_(config), log_(log) {
+    const config::Limits &limits = config.limits;
     broker::BrokerSettings settings;
-    settings.max_packet_size = config.limits.max_packet_size;
+    settings.max_packet_size = limits.max_packet_size;
+    settings.max_inflight = limits.max_inflight;
+    settings.max_queued_messages = limits.max_queued_messages;
+    settings.max_queued_bytes = limits.max_queued_bytes;
+    settings.max_qos = limits.max_qos;
+    settings.max_session_expiry = limits.max_session_expiry;
+    settings.topic_alias_maximum = limits.topic_alias_maximum;
+    settings.high_water_bytes = limits.client_buffer_bytes;
+    settings.max_pending_bytes = limits.max_pending_bytes;
     broker_ = std::make_unique<broker::Broker>(settings, log);
 }
 
@@ -184,7 +190,8 @@ void Server::on_accept(net::Listener &listener) {
     const uint64_t id = next_connection_id_++;
     net::ConnectionOwner &owner = *this;
     auto conn = std::make_unique<net::Connection>(loop_, id, *broker_, owner,
-                                                  config_.limits.max_packet_size, log_);
+                                                  config_.limits.max_packet_size,
+                                                  config_.limits.client_buffer_bytes, log_);
     if (const int rc = listener.accept(conn->handle()); rc != 0) {
         log_.warn("accept on %s failed: %s", listener.address().c_str(), uv_err_name(rc));
         conn->abort(); // its close callback erases it from the registry
@@ -223,15 +230,30 @@ void Server::flush_all() {
         connections_.erase(id);
     }
     closed_.clear();
+    resume_paused();
     if (stopping_ && connections_.empty()) {
         close_aux_handles();
+    }
+}
+
+// Lets paused publishers read again once the broker has room.
+void Server::resume_paused() {
+    if (paused_.empty() || broker_->overloaded()) {
+        return;
+    }
+    std::vector<uint64_t> paused;
+    paused.swap(paused_);
+    for (uint64_t id : paused) {
+        if (auto it = connections_.find(id); it != connections_.end()) {
+            it->second->resume_reading();
+        }
     }
 }
 
 void Server::on_tick() {
     const uint64_t now = now_ms();
     for (const auto &[id, conn] : connections_) {
-        conn->check_timers(now, kConnectTimeoutMs);
+        conn->check_timers(now, uint64_t{config_.limits.connect_timeout} * 1000);
     }
     broker_->tick(now);
 }

@@ -40,11 +40,13 @@ class Server final : private net::ListenerHandler, private net::ConnectionOwner 
     void on_listener_closed(net::Listener &listener) override;
     void on_tick();
     void flush_all();
+    void resume_paused();
     void close_aux_handles();
 
     // net::ConnectionOwner
     void want_flush(net::Connection &c) override { dirty_.push_back(c.id()); }
     void on_connection_closed(net::Connection &c) override;
+    void on_paused(net::Connection &c) override { paused_.push_back(c.id()); }
     uint64_t now_ms() const override { return uv_now(const_cast<uv_loop_t *>(&loop_)); }
     std::vector<uint8_t> &read_buffer() override { return read_buffer_; }
 
@@ -61,6 +63,7 @@ class Server final : private net::ListenerHandler, private net::ConnectionOwner 
     std::unordered_map<uint64_t, std::unique_ptr<net::Connection>> connections_;
     std::vector<uint64_t> dirty_;  // connections with output to write this turn
     std::vector<uint64_t> closed_; // connections whose close callback ran this turn
+    std::vector<uint64_t> paused_; // connections not reading because of backpressure
     std::vector<uint8_t> read_buffer_ = std::vector<uint8_t>(64 * 1024);
     uint64_t next_connection_id_ = 1;
     uv_prepare_t flush_{}; // writes every dirty connection before the loop sleeps

@@ -431,6 +431,7 @@ void Broker::enqueue(Session &s, Delivery &&d) {
             victim = s.queue.begin();
         }
         s.queued_bytes -= victim->message->payload.size();
+        queued_bytes_total_ -= victim->message->payload.size();
         s.queue.erase(victim);
         ++stats_.dropped_queue_full;
     }
@@ -439,6 +440,7 @@ void Broker::enqueue(Session &s, Delivery &&d) {
         return;
     }
     s.queued_bytes += d.message->payload.size();
+    queued_bytes_total_ += d.message->payload.size();
     s.queue.push_back(std::move(d));
 }
 
@@ -457,6 +459,7 @@ void Broker::pump(Session &s, uint64_t now_ms) {
         }
         Delivery d = std::move(front);
         s.queued_bytes -= d.message->payload.size();
+        queued_bytes_total_ -= d.message->payload.size();
         s.queue.pop_front();
         if (d.qos == 0) {
             transmit(s, *c, d, 0, false, now_ms);
@@ -682,6 +685,7 @@ void Broker::detach(Client &c, uint64_t now_ms) {
 }
 
 void Broker::destroy_session(Session *s) {
+    queued_bytes_total_ -= s->queued_bytes;
     for (const auto &[filter, options] : s->subscriptions) {
         tree_.remove(filter, s);
     }

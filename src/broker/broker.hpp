@@ -21,15 +21,16 @@ namespace ferrymq::broker {
 
 // Tunables of the core, filled from config::Config by the app.
 struct BrokerSettings {
-    uint16_t max_inflight = 20;               // outgoing QoS 1/2 per client without ack
-    uint32_t max_queued_messages = 1000;      // per session; then QoS 0 first, then oldest
-    uint64_t max_queued_bytes = 16u << 20;    // payload bytes per session
-    uint16_t receive_maximum = 65535;         // inbound QoS 1/2 we accept unacknowledged
-    uint16_t topic_alias_maximum = 10;        // inbound aliases per connection (5.0)
-    uint32_t max_packet_size = 268'435'460;   // inbound limit, advertised in CONNACK
-    uint32_t max_session_expiry = 0xFFFFFFFF; // cap on Session Expiry Interval, seconds
-    uint8_t max_qos = 2;                      // granted QoS cap
-    size_t high_water_bytes = 1u << 20;       // pending output above which a client is slow
+    uint16_t max_inflight = 20;                // outgoing QoS 1/2 per client without ack
+    uint32_t max_queued_messages = 1000;       // per session; then QoS 0 first, then oldest
+    uint64_t max_queued_bytes = 16u << 20;     // payload bytes per session
+    uint16_t receive_maximum = 65535;          // inbound QoS 1/2 we accept unacknowledged
+    uint16_t topic_alias_maximum = 10;         // inbound aliases per connection (5.0)
+    uint32_t max_packet_size = 268'435'460;    // inbound limit, advertised in CONNACK
+    uint32_t max_session_expiry = 0xFFFFFFFF;  // cap on Session Expiry Interval, seconds
+    uint8_t max_qos = 2;                       // granted QoS cap
+    size_t high_water_bytes = 1u << 20;        // pending output above which a client is slow
+    uint64_t max_pending_bytes = 256ull << 20; // all session queues: above it, pause publishers
 };
 
 // Counters for every drop and error, surfaced in logs now and in $SYS later.
@@ -67,6 +68,11 @@ class Broker {
     void tick(uint64_t now_ms);
     // Graceful stop: 5.0 clients get DISCONNECT 0x8B; every connection is closed.
     void shutdown(uint64_t now_ms);
+
+    // True while session queues hold more than max_pending_bytes: net/ stops reading from
+    // publishers until it is false again (backpressure instead of unbounded memory).
+    bool overloaded() const { return queued_bytes_total_ > settings_.max_pending_bytes; }
+    uint64_t queued_bytes_total() const { return queued_bytes_total_; }
 
     // Whether `link` has completed CONNECT (for the connect timeout).
     bool connected(const Link &link) const;
@@ -127,7 +133,8 @@ class Broker {
     std::unordered_map<std::string, std::unique_ptr<Session>> sessions_; // by client id
     std::unordered_map<std::string, MessagePtr> retained_;               // by topic
     SubscriptionTree tree_;
-    uint64_t now_ms_ = 0; // loop clock at the latest entry from net/ or the timer
+    uint64_t queued_bytes_total_ = 0; // sum of every session's queued_bytes
+    uint64_t now_ms_ = 0;             // loop clock at the latest entry from net/ or the timer
     uint64_t match_epoch_ = 0;
     uint64_t assigned_ids_ = 0;
     std::vector<std::pair<Session *, Delivery>> matches_; // scratch for route()

@@ -340,16 +340,32 @@ void read_log(const Reader &reader, const Value &value, Config &config) {
     }
 }
 
+// Reads an optional integer key of `section` into `field`, checked against [lo, hi].
+template <class T>
+void read_integer(const Reader &reader, Section &section, const char *key, uint64_t lo, uint64_t hi,
+                  T &field) {
+    if (auto value = section.get(key)) {
+        field = static_cast<T>(reader.integer(*value, lo, hi));
+    }
+}
+
 void read_limits(const Reader &reader, const Value &value, Config &config) {
-    Section section = reader.section(value, {"max_packet_size", "max_connections"});
-    if (auto size = section.get("max_packet_size")) {
-        config.limits.max_packet_size =
-            static_cast<uint32_t>(reader.integer(*size, 1, kMaxPacketSize));
-    }
-    if (auto connections = section.get("max_connections")) {
-        config.limits.max_connections =
-            static_cast<uint32_t>(reader.integer(*connections, 1, UINT32_MAX));
-    }
+    Section section = reader.section(
+        value, {"max_packet_size", "max_connections", "max_inflight", "max_queued_messages",
+                "max_queued_bytes", "max_qos", "connect_timeout", "max_session_expiry",
+                "topic_alias_maximum", "client_buffer_bytes", "max_pending_bytes"});
+    Limits &l = config.limits;
+    read_integer(reader, section, "max_packet_size", 1, kMaxPacketSize, l.max_packet_size);
+    read_integer(reader, section, "max_connections", 1, UINT32_MAX, l.max_connections);
+    read_integer(reader, section, "max_inflight", 1, 65535, l.max_inflight);
+    read_integer(reader, section, "max_queued_messages", 1, UINT32_MAX, l.max_queued_messages);
+    read_integer(reader, section, "max_queued_bytes", 1, UINT64_MAX >> 1, l.max_queued_bytes);
+    read_integer(reader, section, "max_qos", 0, 2, l.max_qos);
+    read_integer(reader, section, "connect_timeout", 1, 3600, l.connect_timeout);
+    read_integer(reader, section, "max_session_expiry", 0, UINT32_MAX, l.max_session_expiry);
+    read_integer(reader, section, "topic_alias_maximum", 0, 65535, l.topic_alias_maximum);
+    read_integer(reader, section, "client_buffer_bytes", 1024, UINT32_MAX, l.client_buffer_bytes);
+    read_integer(reader, section, "max_pending_bytes", 1024, UINT64_MAX >> 1, l.max_pending_bytes);
 }
 
 Config read_top_level(const Reader &reader, const Value &root) {

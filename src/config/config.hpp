@@ -51,6 +51,16 @@ struct ListenerConfig {
 struct Limits {
     uint32_t max_packet_size = kMaxPacketSize; // bytes, fixed header included; larger is refused
     uint32_t max_connections = 100'000;        // open client connections; more are refused
+    uint16_t max_inflight = 20;                // outgoing QoS 1/2 messages awaiting ack, per client
+    uint32_t max_queued_messages = 1000;       // per session; when full: QoS 0 first, then oldest
+    uint64_t max_queued_bytes = 16 << 20;      // payload bytes queued per session, same policy
+    uint8_t max_qos = 2;                       // highest QoS granted and accepted
+    uint32_t connect_timeout = 10;             // seconds a new connection may take to send CONNECT
+    uint32_t max_session_expiry = 0xFFFFFFFF;  // cap on Session Expiry Interval, seconds
+    uint16_t topic_alias_maximum = 10;         // inbound topic aliases per 5.0 connection
+    uint32_t client_buffer_bytes = 1 << 20;    // unsent output per client before it counts as slow
+    uint64_t max_pending_bytes = 256ull << 20; // all queued output and session queues together;
+                                               // above it publishers are paused
 };
 
 // The whole configuration, built once at start-up and read-only afterwards.

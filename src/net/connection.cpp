@@ -14,8 +14,9 @@ constexpr size_t kKeepCapacity = 16 * 1024;
 } // namespace
 
 Connection::Connection(uv_loop_t &loop, uint64_t id, broker::Broker &broker, ConnectionOwner &owner,
-                       uint32_t max_packet_size, util::Log &log)
-    : id_(id), broker_(broker), owner_(owner), log_(log), max_packet_size_(max_packet_size) {
+                       uint32_t max_packet_size, uint32_t buffer_limit, util::Log &log)
+    : id_(id), broker_(broker), owner_(owner), log_(log), max_packet_size_(max_packet_size),
+      buffer_limit_(buffer_limit) {
     uv_tcp_init(&loop, &handle_);
     handle_.data = this;
     write_req_.data = this;
@@ -32,6 +33,10 @@ void Connection::start() {
     opened_ms_ = last_packet_ms_ = owner_.now_ms();
     uv_tcp_nodelay(&handle_, 1);
     broker_.on_open(*this);
+    start_reading();
+}
+
+void Connection::start_reading() {
     const int rc = uv_read_start(
         reinterpret_cast<uv_stream_t *>(&handle_),
         [](uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -44,6 +49,32 @@ void Connection::start() {
         log_.warn("connection %" PRIu64 ": cannot read: %s", id_, uv_err_name(rc));
         close_handle();
     }
+}
+
+void Connection::pause_reading() {
+    if (paused_ || state_ != State::open) {
+        return;
+    }
+    paused_ = true;
+    uv_read_stop(reinterpret_cast<uv_stream_t *>(&handle_));
+    owner_.on_paused(*this);
+}
+
+void Connection::resume_reading() {
+    if (!paused_ || state_ != State::open) {
+        return;
+    }
+    paused_ = false;
+    // Frames that arrived before the pause are still in `in_`.
+    if (in_end_ != 0) {
+        const size_t used = consume({in_.data(), in_end_});
+        std::memmove(in_.data(), in_.data() + used, in_end_ - used);
+        in_end_ -= used;
+        if (paused_ || state_ != State::open) {
+            return;
+        }
+    }
+    start_reading();
 }
 
 // Reads land in the owner's shared buffer while no partial frame is pending, so an idle
@@ -77,6 +108,7 @@ void Connection::on_read(ssize_t nread, const uv_buf_t *buf) {
     if (in_end_ == 0) {
         const size_t used = consume({base, size_t(nread)});
         if (used < size_t(nread) && state_ == State::open) {
+            // A partial frame, or whole frames left unread by a pause.
             in_.assign(base + used, base + nread);
             in_end_ = in_.size();
         }
@@ -97,7 +129,7 @@ void Connection::on_read(ssize_t nread, const uv_buf_t *buf) {
 // Hands every complete frame in `bytes` to the broker; returns the bytes consumed.
 size_t Connection::consume(std::span<const uint8_t> bytes) {
     size_t used = 0;
-    while (state_ == State::open && used < bytes.size()) {
+    while (state_ == State::open && !paused_ && used < bytes.size()) {
         const std::span<const uint8_t> avail = bytes.subspan(used);
         const mqtt::FrameHeader h = mqtt::parse_frame_header(avail, max_packet_size_);
         if (h.status == mqtt::FrameHeader::Status::error) {
@@ -121,6 +153,9 @@ size_t Connection::consume(std::span<const uint8_t> bytes) {
             return bytes.size();
         }
         broker_.on_packet(*this, std::move(r.value()), last_packet_ms_);
+        if (broker_.overloaded() || pending_bytes() > buffer_limit_) {
+            pause_reading();
+        }
     }
     return used;
 }
@@ -193,6 +228,9 @@ void Connection::on_write_done(int status) {
         flush();
     }
     if (state_ == State::open) {
+        if (paused_ && pending_bytes() <= buffer_limit_ / 2 && !broker_.overloaded()) {
+            resume_reading();
+        }
         broker_.on_writable(*this);
     }
 }

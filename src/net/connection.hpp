@@ -23,6 +23,8 @@ class ConnectionOwner {
   public:
     // `c` has output to write: flush it before the loop sleeps.
     virtual void want_flush(Connection &c) = 0;
+    // `c` stopped reading for backpressure; call resume_reading() when the broker recovers.
+    virtual void on_paused(Connection &c) = 0;
     // `c`'s handle is closed: destroy it (after this call returns).
     virtual void on_connection_closed(Connection &c) = 0;
     // Loop-clock milliseconds.
@@ -37,7 +39,7 @@ class ConnectionOwner {
 class Connection final : public broker::Link {
   public:
     Connection(uv_loop_t &loop, uint64_t id, broker::Broker &broker, ConnectionOwner &owner,
-               uint32_t max_packet_size, util::Log &log);
+               uint32_t max_packet_size, uint32_t buffer_limit, util::Log &log);
     ~Connection();
     Connection(const Connection &) = delete;
     Connection &operator=(const Connection &) = delete;
@@ -45,6 +47,7 @@ class Connection final : public broker::Link {
     uv_tcp_t &handle() { return handle_; }
     // Starts reading and introduces the connection to the broker.
     void start();
+    void start_reading();
     // Writes what the broker queued this turn, as one write.
     void flush();
     // Connect timeout and keep-alive, checked by the owner's periodic timer.
@@ -52,6 +55,11 @@ class Connection final : public broker::Link {
     // Closes at once without flushing (the owner is stopping or the peer is gone).
     void abort();
     bool closed() const { return state_ == State::closed; }
+    // Backpressure: stop reading while the broker is overloaded or this client does not
+    // read what we send it; resumed by the owner or when the output drains.
+    void pause_reading();
+    void resume_reading();
+    bool paused() const { return paused_; }
 
     // broker::Link
     uint64_t id() const override { return id_; }
@@ -87,7 +95,9 @@ class Connection final : public broker::Link {
     uint64_t opened_ms_ = 0;
     uint64_t last_packet_ms_ = 0;
     uint64_t keep_alive_ms_ = 0;
-    bool dirty_ = false; // queued in the owner's flush list
+    bool dirty_ = false;    // queued in the owner's flush list
+    bool paused_ = false;   // reading stopped for backpressure
+    uint32_t buffer_limit_; // unsent output bytes above which reading pauses
     bool write_in_flight_ = false;
     std::vector<uint8_t> in_; // received bytes; [in_start_, in_end_) unparsed
     size_t in_start_ = 0;
