@@ -167,12 +167,8 @@ void Server::stop() {
     if (connections_.empty()) {
         close_aux_handles();
     }
-    if (signals_open_) {
-        // The handles are members, so there is nothing to free in a close callback.
-        uv_close(reinterpret_cast<uv_handle_t *>(&sigint_), nullptr);
-        uv_close(reinterpret_cast<uv_handle_t *>(&sigterm_), nullptr);
-        signals_open_ = false;
-    }
+    // The signal watchers stay open until the last connection is gone, so a second
+    // SIGINT during the stop is ignored instead of killing the process.
 }
 
 void Server::on_signal(int signum) {
@@ -258,13 +254,19 @@ void Server::on_tick() {
     broker_->tick(now);
 }
 
+// Closes the loop's own handles once no connection is left, which lets uv_run() return.
 void Server::close_aux_handles() {
-    if (!aux_open_) {
-        return;
+    if (aux_open_) {
+        aux_open_ = false;
+        uv_close(reinterpret_cast<uv_handle_t *>(&flush_), nullptr);
+        uv_close(reinterpret_cast<uv_handle_t *>(&tick_), nullptr);
     }
-    aux_open_ = false;
-    uv_close(reinterpret_cast<uv_handle_t *>(&flush_), nullptr);
-    uv_close(reinterpret_cast<uv_handle_t *>(&tick_), nullptr);
+    if (signals_open_) {
+        // The handles are members, so there is nothing to free in a close callback.
+        signals_open_ = false;
+        uv_close(reinterpret_cast<uv_handle_t *>(&sigint_), nullptr);
+        uv_close(reinterpret_cast<uv_handle_t *>(&sigterm_), nullptr);
+    }
 }
 
 } // namespace ferrymq::app

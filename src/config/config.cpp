@@ -210,6 +210,7 @@ class Section {
   private:
     friend class Reader;
     std::vector<std::pair<std::string, Value>> entries_;
+    std::vector<int> key_lines_; // 0-based line of each entry's key, for duplicate reports
 };
 
 Section Reader::section(const Value &value, std::initializer_list<std::string_view> allowed) const {
@@ -237,13 +238,16 @@ Section Reader::section(const Value &value, std::initializer_list<std::string_vi
             fail(key.Mark(),
                  "unknown key '" + name + "' in " + where + "; expected one of: " + join(allowed));
         }
-        if (auto first = section.get(name)) {
-            fail(key.Mark(), "duplicate key '" + name + "' in " + where + " (first on line " +
-                                 std::to_string(first->mark.line + 1) + ")");
+        for (size_t i = 0; i < section.entries_.size(); ++i) {
+            if (section.entries_[i].first == name) {
+                fail(key.Mark(), "duplicate key '" + name + "' in " + where + " (first on line " +
+                                     std::to_string(section.key_lines_[i] + 1) + ")");
+            }
         }
         YAML::Mark mark = node.IsNull() || node.Mark().is_null() ? key.Mark() : node.Mark();
         std::string path = value.path.empty() ? name : value.path + "." + name;
         section.entries_.emplace_back(name, Value{node, mark, std::move(path)});
+        section.key_lines_.push_back(key.Mark().line);
     }
     return section;
 }
