@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "app/server.hpp"
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -69,6 +70,7 @@ int Server::run() {
     if (!make_data_dir()) {
         return 1;
     }
+    raise_fd_limit();
     int rc = uv_loop_init(&loop_);
     if (rc != 0) {
         log_.error("cannot create the event loop: %s (%s)", uv_err_name(rc), uv_strerror(rc));
@@ -93,6 +95,21 @@ int Server::run() {
         log_.info("stopped");
     }
     return exit_code;
+}
+
+// Every client costs a file descriptor: lift the soft limit (often 1024) to the hard limit
+// so max_connections, not the default ulimit, decides how many clients fit.
+void Server::raise_fd_limit() {
+    struct rlimit limit {};
+    if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) {
+        return;
+    }
+    limit.rlim_cur = limit.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &limit) != 0) {
+        log_.warn("cannot raise the open file limit: %s", std::strerror(errno));
+        return;
+    }
+    log_.debug("open file limit: %llu", static_cast<unsigned long long>(limit.rlim_cur));
 }
 
 bool Server::make_data_dir() {

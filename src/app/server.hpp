@@ -33,6 +33,7 @@ class Server final : private net::ListenerHandler, private net::ConnectionOwner 
 
   private:
     bool make_data_dir();
+    void raise_fd_limit();
     bool start();
     void stop();
     void on_signal(int signum);
