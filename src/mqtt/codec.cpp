@@ -644,9 +644,19 @@ void put_u32(std::vector<uint8_t> &out, uint32_t v) {
     out.push_back(static_cast<uint8_t>(v));
 }
 
+// Appends raw bytes with one memcpy (inserting from char iterators into a uint8_t vector
+// would convert byte by byte).
+void put_raw(std::vector<uint8_t> &out, std::string_view s) {
+    const size_t at = out.size();
+    out.resize(at + s.size());
+    if (!s.empty()) {
+        std::memcpy(out.data() + at, s.data(), s.size());
+    }
+}
+
 void put_bytes(std::vector<uint8_t> &out, std::string_view s) {
     put_u16(out, static_cast<uint16_t>(s.size()));
-    out.insert(out.end(), s.begin(), s.end());
+    put_raw(out, s);
 }
 
 // Per-subscriber additions to a property block when a shared message is sent.
@@ -867,7 +877,7 @@ void encode_publish_ref(const PublishRef &p, Version v, std::vector<uint8_t> &ou
     if (v5) {
         put_properties(out, props, extra);
     }
-    out.insert(out.end(), p.payload.begin(), p.payload.end());
+    put_raw(out, p.payload);
 }
 
 void encode_publish(const Publish &p, Version v, std::vector<uint8_t> &out) {
