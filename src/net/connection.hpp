@@ -99,8 +99,7 @@ class Connection final : public broker::Link {
     bool paused_ = false;   // reading stopped for backpressure
     uint32_t buffer_limit_; // unsent output bytes above which reading pauses
     bool write_in_flight_ = false;
-    std::vector<uint8_t> in_; // received bytes; [in_start_, in_end_) unparsed
-    size_t in_start_ = 0;
+    std::vector<uint8_t> in_; // a partial frame (or frames left by a pause); [0, in_end_) valid
     size_t in_end_ = 0;
     std::vector<uint8_t> out_;     // encoded this turn, not yet written
     std::vector<uint8_t> writing_; // owned by the write in flight
