@@ -3,6 +3,7 @@
 // a configuration file. It turns options into a final Config and hands it to app::Server;
 // it holds no state of its own beyond main()'s stack.
 #include "app/server.hpp"
+#include "bench/bench.hpp"
 #include "config/config.hpp"
 #include "util/log.hpp"
 
@@ -126,6 +127,52 @@ int check_config(const std::string &path) {
     return 0;
 }
 
+// Declares "bench", the load generator (src/bench/), bound to `options`.
+CLI::App *add_bench_command(CLI::App &app, bench::Options &options) {
+    CLI::App *bench_command = app.add_subcommand(
+        "bench", "Measure an MQTT broker (ferrymq or another): throughput, loss, latency, "
+                 "connect rate, memory per connection");
+    bench_command->add_option("--host", options.host, "Broker host")->capture_default_str();
+    bench_command->add_option("--port", options.port, "Broker port")->capture_default_str();
+    bench_command
+        ->add_option("--scenario", options.scenario, "fanin, fanout, latency, connect or idle")
+        ->check(CLI::IsMember({"fanin", "fanout", "latency", "connect", "idle"}))
+        ->capture_default_str();
+    bench_command->add_option("--clients", options.clients,
+                              "Publishers (fanin 8, latency 1), subscribers (fanout 1000) or "
+                              "connections (connect 1000, idle 10000)");
+    bench_command->add_option("--qos", options.qos, "QoS of publishing and subscribing")
+        ->check(CLI::Range(0, 1))
+        ->capture_default_str();
+    bench_command->add_option("--payload", options.payload, "Payload bytes (at least 20)")
+        ->check(CLI::Range(20u, 1u << 20))
+        ->capture_default_str();
+    bench_command->add_option("--duration", options.duration,
+                              "Seconds of traffic (10), or of holding the idle connections (2)")
+        ->check(CLI::PositiveNumber);
+    bench_command->add_option("--rate", options.rate,
+                              "Total msg/s over all publishers; 0 = flat out (latency: 20000)")
+        ->check(CLI::NonNegativeNumber);
+    bench_command->add_option("--broker-pid", options.broker_pid,
+                              "Broker process, for CPU and RSS from /proc");
+    bench_command->add_flag("--json", options.json, "Print one JSON object per scenario");
+    bench_command->add_option("--protocol", options.protocol, "3.1.1 or 5")
+        ->check(CLI::IsMember({"3.1.1", "5", "5.0"}))
+        ->capture_default_str();
+    bench_command
+        ->add_option("--window", options.window,
+                     "Messages a publisher may be ahead of its slowest subscriber")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    bench_command->add_option("--inflight", options.inflight, "Unacknowledged QoS 1 PUBLISHes")
+        ->check(CLI::Range(1, 65535))
+        ->capture_default_str();
+    bench_command->add_option("--concurrency", options.concurrency, "Connections set up at once")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    return bench_command;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -147,6 +194,9 @@ int main(int argc, char **argv) {
         "check-config", "Validate a configuration file; print 'FILE: ok' or the first error");
     check_command->add_option("FILE", check_path, "YAML configuration file")->required();
 
+    bench::Options bench_options;
+    CLI::App *bench_command = add_bench_command(app, bench_options);
+
     try {
         app.parse(argc, argv);
         for (CLI::Option *option : top_level) {
@@ -155,12 +205,20 @@ int main(int argc, char **argv) {
                                            "applies to run, not to check-config");
             }
         }
+        for (CLI::Option *option : top_level) {
+            if (bench_command->parsed() && option->count() > 0) {
+                throw CLI::ValidationError(option->get_name(), "applies to run, not to bench");
+            }
+        }
     } catch (const CLI::ParseError &e) {
         return app.exit(e);
     }
 
     if (check_command->parsed()) {
         return check_config(check_path);
+    }
+    if (bench_command->parsed()) {
+        return bench::run(bench_options);
     }
     return run(options);
 }

@@ -278,7 +278,8 @@ void Runner::open_more() {
     while (phase_ == Phase::connecting && opened_ < total_clients_ &&
            opened_ - connected_ - failed_ < options_.concurrency) {
         const uint32_t index = opened_++;
-        clients_.push_back(std::make_unique<Client>(loop_, *this, index, version_));
+        ClientOwner &owner = *this;
+        clients_.push_back(std::make_unique<Client>(loop_, owner, index, version_));
         Client &c = *clients_.back();
         const std::string id = "fmqb-" + nonce_ + "-" + std::to_string(index);
         const int rc = c.connect(reinterpret_cast<const sockaddr &>(address_), id, kKeepAlive);

@@ -134,8 +134,7 @@ void Broker::on_decode_error(Link &link, const mqtt::Error &error, std::span<con
         // reason: 0x84 [MQTT-3.1.2-2] and 0x85 [MQTT-3.1.3-9].
         const std::optional<Version> v = mqtt::peek_connect_version(frame);
         const bool answer = error.reason == Reason::unsupported_protocol_version ||
-                            error.reason == Reason::client_identifier_not_valid ||
-                            error.reason == Reason::packet_too_large;
+                            error.reason == Reason::client_identifier_not_valid;
         if (answer) {
             const Version reply =
                 (v == Version::v5 && error.reason != Reason::unsupported_protocol_version)
@@ -493,7 +492,7 @@ bool Broker::transmit(Session &s, Client &c, const Delivery &d, uint16_t packet_
     ref.retain = d.retain;
     ref.dup = dup;
     ref.packet_id = packet_id;
-    if (!c.link->send_publish(ref)) {
+    if (!c.link->send_publish(ref, d.message)) {
         ++stats_.dropped_too_large; // [MQTT-3.1.2-25]
         log_.debug("dropped a message on %s for %s: larger than its Maximum Packet Size",
                    m.topic.c_str(), s.client_id().c_str());

@@ -3,6 +3,7 @@
 // later TLS and WebSocket); unit tests implement it in memory. The core never sees sockets.
 #pragma once
 
+#include "message.hpp"
 #include "mqtt/codec.hpp"
 
 #include <cstddef>
@@ -16,9 +17,10 @@ class Link {
     virtual uint64_t id() const = 0;
     // Queues a packet for sending in the negotiated version (written once per loop turn).
     virtual void send(const mqtt::Packet &packet) = 0;
-    // Queues a PUBLISH; returns false (and sends nothing) when it would exceed the
-    // client's Maximum Packet Size.
-    virtual bool send_publish(const mqtt::PublishRef &publish) = 0;
+    // Queues a PUBLISH whose topic, payload and properties belong to `message`, which the
+    // link may keep referencing until written. Returns false (and sends nothing) when it
+    // would exceed the client's Maximum Packet Size.
+    virtual bool send_publish(const mqtt::PublishRef &publish, const MessagePtr &message) = 0;
     // Bytes queued but not yet written: the broker stops sending above its high-water mark.
     virtual size_t pending_bytes() const = 0;
     // Version for decoding and encoding every packet after CONNECT.

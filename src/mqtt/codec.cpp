@@ -855,7 +855,8 @@ void encode_connect(const Connect &c, std::vector<uint8_t> &out) {
     finish_frame(out, at);
 }
 
-void encode_publish_ref(const PublishRef &p, Version v, std::vector<uint8_t> &out) {
+void encode_publish_ref(const PublishRef &p, Version v, std::vector<uint8_t> &out,
+                        bool include_payload = true) {
     // PUBLISH carries the payload: compute the exact size so the payload is copied once.
     static const Properties kNone;
     const Properties &props = p.properties ? *p.properties : kNone;
@@ -866,7 +867,7 @@ void encode_publish_ref(const PublishRef &p, Version v, std::vector<uint8_t> &ou
         const size_t n = properties_size(props, extra);
         remaining += vbi_size(static_cast<uint32_t>(n)) + n;
     }
-    out.reserve(out.size() + 5 + remaining);
+    out.reserve(out.size() + 5 + remaining - (include_payload ? 0 : p.payload.size()));
     put_u8(out,
            static_cast<uint8_t>(0x30 | (p.dup ? 0x08 : 0) | (p.qos << 1) | (p.retain ? 1 : 0)));
     put_vbi(out, static_cast<uint32_t>(remaining));
@@ -877,7 +878,9 @@ void encode_publish_ref(const PublishRef &p, Version v, std::vector<uint8_t> &ou
     if (v5) {
         put_properties(out, props, extra);
     }
-    put_raw(out, p.payload);
+    if (include_payload) {
+        put_raw(out, p.payload);
+    }
 }
 
 void encode_publish(const Publish &p, Version v, std::vector<uint8_t> &out) {
@@ -1117,8 +1120,9 @@ void encode(const Packet &packet, Version version, std::vector<uint8_t> &out) {
     std::visit(EncodeVisitor{version, out}, packet);
 }
 
-void encode_publish(const PublishRef &ref, Version version, std::vector<uint8_t> &out) {
-    encode_publish_ref(ref, version, out);
+void encode_publish(const PublishRef &ref, Version version, std::vector<uint8_t> &out,
+                    bool include_payload) {
+    encode_publish_ref(ref, version, out, include_payload);
 }
 
 std::optional<Version> peek_connect_version(std::span<const uint8_t> frame) {

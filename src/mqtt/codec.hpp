@@ -94,8 +94,11 @@ struct PublishRef {
     uint16_t packet_id = 0;
 };
 
-// Appends the encoding of `ref` for `version` to `out`.
-void encode_publish(const PublishRef &ref, Version version, std::vector<uint8_t> &out);
+// Appends the encoding of `ref` for `version` to `out`. With `include_payload` false, only
+// the bytes before the payload are written (the remaining length still counts it), so the
+// caller can send the payload from where it already is.
+void encode_publish(const PublishRef &ref, Version version, std::vector<uint8_t> &out,
+                    bool include_payload = true);
 
 // The protocol level a CONNECT frame asks for, read without validating the rest, so a
 // refusal can be answered in the client's own version. Empty if it cannot be told.

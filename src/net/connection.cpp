@@ -11,6 +11,8 @@ constexpr size_t kReadChunk = 64 * 1024;
 // Output buffers larger than this are released after a write instead of kept for reuse,
 // so one burst does not pin memory for an idle connection.
 constexpr size_t kKeepCapacity = 16 * 1024;
+// Payloads at least this large are written by reference to the shared message.
+constexpr size_t kSharedPayloadMin = 1024;
 } // namespace
 
 Connection::Connection(uv_loop_t &loop, uint64_t id, broker::Broker &broker, ConnectionOwner &owner,
@@ -164,19 +166,26 @@ void Connection::send(const mqtt::Packet &packet) {
     if (state_ != State::open && state_ != State::draining) {
         return;
     }
-    mqtt::encode(packet, version_, out_);
+    mqtt::encode(packet, version_, out_.bytes());
     mark_dirty();
 }
 
-bool Connection::send_publish(const mqtt::PublishRef &publish) {
+bool Connection::send_publish(const mqtt::PublishRef &publish, const broker::MessagePtr &message) {
     if (state_ != State::open) {
         return true; // the session keeps it in flight and resends it on reconnect
     }
-    const size_t before = out_.size();
-    mqtt::encode_publish(publish, version_, out_);
-    if (out_.size() - before > max_outgoing_) {
-        out_.resize(before);
+    std::vector<uint8_t> &bytes = out_.bytes();
+    const size_t before = bytes.size();
+    // Large payloads are written from the shared message instead of being copied.
+    const bool by_reference = publish.payload.size() >= kSharedPayloadMin;
+    mqtt::encode_publish(publish, version_, bytes, !by_reference);
+    const size_t size = bytes.size() - before + (by_reference ? publish.payload.size() : 0);
+    if (size > max_outgoing_) {
+        bytes.resize(before);
         return false;
+    }
+    if (by_reference) {
+        out_.append_shared(message, publish.payload);
     }
     mark_dirty();
     return true;
@@ -196,12 +205,12 @@ void Connection::flush() {
     }
     writing_.swap(out_);
     write_in_flight_ = true;
-    uv_buf_t buf = uv_buf_init(reinterpret_cast<char *>(writing_.data()),
-                               static_cast<unsigned>(writing_.size()));
-    const int rc = uv_write(&write_req_, reinterpret_cast<uv_stream_t *>(&handle_), &buf, 1,
-                            [](uv_write_t *req, int status) {
-                                static_cast<Connection *>(req->data)->on_write_done(status);
-                            });
+    writing_.to_bufs(write_bufs_);
+    const int rc =
+        uv_write(&write_req_, reinterpret_cast<uv_stream_t *>(&handle_), write_bufs_.data(),
+                 static_cast<unsigned>(write_bufs_.size()), [](uv_write_t *req, int status) {
+                     static_cast<Connection *>(req->data)->on_write_done(status);
+                 });
     if (rc != 0) {
         write_in_flight_ = false;
         log_.debug("connection %" PRIu64 ": write failed: %s", id_, uv_err_name(rc));
@@ -211,10 +220,7 @@ void Connection::flush() {
 
 void Connection::on_write_done(int status) {
     write_in_flight_ = false;
-    writing_.clear();
-    if (writing_.capacity() > kKeepCapacity) {
-        writing_.shrink_to_fit();
-    }
+    writing_.clear(kKeepCapacity);
     if (status < 0) {
         log_.debug("connection %" PRIu64 ": write error %s", id_, uv_err_name(status));
         close_handle();

@@ -7,6 +7,7 @@
 
 #include "broker/broker.hpp"
 #include "broker/link.hpp"
+#include "net/output_buffer.hpp"
 #include "util/log.hpp"
 
 #include <uv.h>
@@ -64,7 +65,7 @@ class Connection final : public broker::Link {
     // broker::Link
     uint64_t id() const override { return id_; }
     void send(const mqtt::Packet &packet) override;
-    bool send_publish(const mqtt::PublishRef &publish) override;
+    bool send_publish(const mqtt::PublishRef &publish, const broker::MessagePtr &message) override;
     size_t pending_bytes() const override { return out_.size() + writing_.size(); }
     void set_version(mqtt::Version version) override { version_ = version; }
     void set_keep_alive(uint16_t seconds) override { keep_alive_ms_ = uint64_t{seconds} * 1000; }
@@ -101,8 +102,9 @@ class Connection final : public broker::Link {
     bool write_in_flight_ = false;
     std::vector<uint8_t> in_; // a partial frame (or frames left by a pause); [0, in_end_) valid
     size_t in_end_ = 0;
-    std::vector<uint8_t> out_;     // encoded this turn, not yet written
-    std::vector<uint8_t> writing_; // owned by the write in flight
+    OutputBuffer out_;     // encoded this turn, not yet written
+    OutputBuffer writing_; // owned by the write in flight until its callback
+    std::vector<uv_buf_t> write_bufs_;
 };
 
 } // namespace ferrymq::net

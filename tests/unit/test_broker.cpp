@@ -22,7 +22,7 @@ class FakeLink final : public broker::Link {
         std::vector<uint8_t> bytes = encode(packet, version_);
         record(bytes);
     }
-    bool send_publish(const PublishRef &publish) override {
+    bool send_publish(const PublishRef &publish, const broker::MessagePtr &) override {
         std::vector<uint8_t> bytes;
         encode_publish(publish, version_, bytes);
         if (bytes.size() > max_outgoing_) {
