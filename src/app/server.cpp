@@ -43,6 +43,9 @@ bool make_directories(const std::string &path, std::string &error) {
     return true;
 }
 
+// How long a graceful stop waits for clients to take their last packets.
+constexpr uint64_t kStopGraceMs = 2000;
+
 const char *signal_name(int signum) {
     return signum == SIGINT ? "SIGINT" : signum == SIGTERM ? "SIGTERM" : "signal";
 }
@@ -174,6 +177,7 @@ void Server::stop() {
         return;
     }
     stopping_ = true;
+    stop_started_ms_ = now_ms();
     for (const auto &listener : listeners_) {
         listener->close();
     }
@@ -265,6 +269,16 @@ void Server::resume_paused() {
 
 void Server::on_tick() {
     const uint64_t now = now_ms();
+    if (stopping_) {
+        // A client that does not read cannot hold the stop up: after the grace period the
+        // remaining connections are cut.
+        if (now - stop_started_ms_ >= kStopGraceMs) {
+            for (const auto &[id, conn] : connections_) {
+                conn->abort();
+            }
+        }
+        return;
+    }
     for (const auto &[id, conn] : connections_) {
         conn->check_timers(now, uint64_t{config_.limits.connect_timeout} * 1000);
     }

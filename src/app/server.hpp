@@ -55,6 +55,7 @@ class Server final : private net::ListenerHandler, private net::ConnectionOwner 
     util::Log &log_;
     uv_loop_t loop_{};
     bool stopping_ = false;
+    uint64_t stop_started_ms_ = 0; // loop clock when stop() ran
     uv_signal_t sigint_{};
     uv_signal_t sigterm_{};
     bool signals_open_ = false;

@@ -54,7 +54,7 @@ struct Report {
     uint64_t connected = 0;     // connect, idle: CONNACKs received
     uint64_t failed = 0;        // connections refused, dropped or failed
     uint64_t still_open = 0;    // idle: connections alive after the hold
-    std::optional<double> broker_cpu_s; // broker CPU over the measured interval
+    std::optional<CpuTimes> broker_cpu; // broker CPU over the measured interval
     double load_cpu_s = 0;              // this process's CPU over the measured interval
     std::optional<uint64_t> rss_before_kb;
     std::optional<uint64_t> rss_after_kb;
@@ -167,7 +167,7 @@ class Runner final : private ClientOwner {
     uint64_t hold_until_ns_ = 0;
     uint64_t closing_since_ns_ = 0;
     uint64_t last_ping_ns_ = 0;
-    std::optional<double> broker_cpu_start_;
+    std::optional<CpuTimes> broker_cpu_start_;
     double load_cpu_start_ = 0;
     std::string first_failure_;
     Report report_;
@@ -249,8 +249,8 @@ Report Runner::execute() {
     }
     connect_start_ns_ = progress_ns_ = last_ping_ns_ = uv_hrtime();
     if (scenario_ == Scenario::connect) {
-        broker_cpu_start_ = options_.broker_pid ? process_cpu_seconds(options_.broker_pid)
-                                                : std::nullopt;
+        broker_cpu_start_ =
+            options_.broker_pid ? process_cpu_times(options_.broker_pid) : std::nullopt;
         load_cpu_start_ = own_cpu_seconds();
     }
     open_more();
@@ -466,7 +466,7 @@ void Runner::start_traffic(uint64_t now) {
     start_ns_ = now;
     progress_ns_ = now;
     broker_cpu_start_ =
-        options_.broker_pid ? process_cpu_seconds(options_.broker_pid) : std::nullopt;
+        options_.broker_pid ? process_cpu_times(options_.broker_pid) : std::nullopt;
     load_cpu_start_ = own_cpu_seconds();
 }
 
@@ -476,8 +476,8 @@ void Runner::stop_measuring(uint64_t end_ns) {
     report_.interval_s = double(end_ns - begin) / 1e9;
     report_.load_cpu_s = own_cpu_seconds() - load_cpu_start_;
     if (broker_cpu_start_) {
-        if (std::optional<double> end = process_cpu_seconds(options_.broker_pid)) {
-            report_.broker_cpu_s = *end - *broker_cpu_start_;
+        if (std::optional<CpuTimes> end = process_cpu_times(options_.broker_pid)) {
+            report_.broker_cpu = *end - *broker_cpu_start_;
         }
     }
 }
@@ -628,11 +628,13 @@ std::optional<double> per_second(double count, double seconds) {
     return seconds > 0 ? std::optional<double>(count / seconds) : std::nullopt;
 }
 
-std::optional<double> cpu_per_million(const Report &r) {
-    if (!r.broker_cpu_s || r.delivered == 0) {
+// Broker CPU seconds (all of it, or one part) per million messages delivered.
+std::optional<double> cpu_per_million(const Report &r, double CpuTimes::*part = nullptr) {
+    if (!r.broker_cpu || r.delivered == 0) {
         return std::nullopt;
     }
-    return *r.broker_cpu_s / (double(r.delivered) / 1e6);
+    const double seconds = part ? (*r.broker_cpu).*part : r.broker_cpu->total();
+    return seconds / (double(r.delivered) / 1e6);
 }
 
 std::optional<double> rss_per_connection(const Report &r) {
@@ -688,8 +690,16 @@ std::string to_json(const Report &r) {
     field("failed", count(r.failed));
     field("still_open", count(r.still_open));
     field("connect_per_s", json_number(per_second(double(r.connected), r.interval_s)));
-    field("broker_cpu_s", json_number(r.broker_cpu_s));
+    const auto broker = [&](double CpuTimes::*part) {
+        return r.broker_cpu ? std::optional<double>(part ? (*r.broker_cpu).*part
+                                                         : r.broker_cpu->total())
+                            : std::nullopt;
+    };
+    field("broker_cpu_s", json_number(broker(nullptr)));
+    field("broker_user_s", json_number(broker(&CpuTimes::user)));
+    field("broker_sys_s", json_number(broker(&CpuTimes::system)));
     field("broker_cpu_s_per_million", json_number(cpu_per_million(r)));
+    field("broker_user_s_per_million", json_number(cpu_per_million(r, &CpuTimes::user)));
     field("load_cpu_s", json_number(r.load_cpu_s));
     field("rss_before_kb", json_number(rss(r.rss_before_kb)));
     field("rss_after_kb", json_number(rss(r.rss_after_kb)));
@@ -703,8 +713,9 @@ std::string human_line(const Report &r) {
     std::string line;
     const auto cpu = [&] {
         std::string s;
-        if (r.broker_cpu_s) {
-            std::snprintf(text, sizeof text, "; broker %.2f CPU-s", *r.broker_cpu_s);
+        if (r.broker_cpu) {
+            std::snprintf(text, sizeof text, "; broker %.2f CPU-s (%.2f user)",
+                          r.broker_cpu->total(), r.broker_cpu->user);
             s += text;
             if (auto per = cpu_per_million(r)) {
                 std::snprintf(text, sizeof text, " = %.3f CPU-s per million", *per);
@@ -722,7 +733,8 @@ std::string human_line(const Report &r) {
         if (r.scenario == "connect") {
             std::snprintf(text, sizeof text, " in %.3f s = %.0f connections/s", r.interval_s,
                           per_second(double(r.connected), r.interval_s).value_or(0));
-            line += text + cpu();
+            line += text;
+            line += cpu(); // after the append: cpu() reuses `text`
         } else {
             std::snprintf(text, sizeof text, ", %" PRIu64 " still open", r.still_open);
             line += text;
@@ -754,7 +766,7 @@ std::string human_line(const Report &r) {
                           double(r.latency.percentile(0.99)) / 1e3, double(r.latency.max()) / 1e3);
             line += text;
         }
-        line += cpu();
+        line += cpu(); // after the append: cpu() reuses `text`
     }
     if (!r.error.empty()) {
         line += "; FAILED: " + r.error;
@@ -829,7 +841,7 @@ int run(const Options &options) {
     if (*scenario == Scenario::idle && options.broker_pid == 0) {
         return refuse("the idle scenario needs --broker-pid to read the broker's RSS");
     }
-    if (options.broker_pid != 0 && !process_cpu_seconds(options.broker_pid)) {
+    if (options.broker_pid != 0 && !process_cpu_times(options.broker_pid)) {
         return refuse("cannot read /proc/" + std::to_string(options.broker_pid) + "/stat");
     }
     mqtt::Version version;

@@ -59,14 +59,15 @@ uint64_t Histogram::percentile(double q) const {
     return max_;
 }
 
-std::optional<double> process_cpu_seconds(int pid) {
+std::optional<CpuTimes> process_cpu_times(int pid) {
     std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
     std::string text;
     if (!std::getline(in, text)) {
         return std::nullopt;
     }
     // The command name (field 2) may contain spaces and parentheses; fields after the last
-    // ')' are plain numbers, starting with field 3 (state). utime is field 14, stime 15.
+    // ')' are plain numbers, starting with field 3 (state). utime is field 14, stime 15,
+    // both in clock ticks.
     const size_t paren = text.rfind(')');
     if (paren == std::string::npos) {
         return std::nullopt;
@@ -74,14 +75,14 @@ std::optional<double> process_cpu_seconds(int pid) {
     std::istringstream fields(text.substr(paren + 1));
     std::string field;
     unsigned long long utime = 0;
-    unsigned long long stime = 0;
     for (int number = 3; number <= 15 && (fields >> field); ++number) {
         if (number == 14) {
             utime = std::stoull(field);
         } else if (number == 15) {
-            stime = std::stoull(field);
+            const unsigned long long stime = std::stoull(field);
             const long ticks = sysconf(_SC_CLK_TCK);
-            return double(utime + stime) / double(ticks > 0 ? ticks : 100);
+            const double per_second = double(ticks > 0 ? ticks : 100);
+            return CpuTimes{double(utime) / per_second, double(stime) / per_second};
         }
     }
     return std::nullopt;

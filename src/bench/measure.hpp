@@ -35,9 +35,19 @@ class Histogram {
     uint64_t max_ = 0;
 };
 
-// CPU seconds (user + system) a process has used so far, from /proc/PID/stat; empty if the
-// process is gone or the file cannot be parsed.
-std::optional<double> process_cpu_seconds(int pid);
+// CPU seconds a process has used so far, split as the kernel accounts them. The split
+// matters on loopback: the system part includes TCP delivery into the receiver's socket,
+// which every broker pays per write() and no broker can make cheaper except by batching.
+struct CpuTimes {
+    double user = 0;   // seconds
+    double system = 0; // seconds
+    double total() const { return user + system; }
+    CpuTimes operator-(const CpuTimes &o) const { return {user - o.user, system - o.system}; }
+};
+
+// The CPU times of process `pid` from /proc/PID/stat; empty if the process is gone or the
+// file cannot be parsed.
+std::optional<CpuTimes> process_cpu_times(int pid);
 
 // Resident set size of a process in kilobytes (VmRSS in /proc/PID/status); empty if unknown.
 std::optional<uint64_t> process_rss_kb(int pid);

@@ -179,6 +179,17 @@ void Broker::handle_connect(Client &c, mqtt::Connect &&connect, uint64_t now_ms)
         c.link->set_max_outgoing_packet(*props.maximum_packet_size);
     }
     mqtt::Connack ack;
+    if (connect.will && connect.will->qos > settings_.max_qos) {
+        if (v5) {
+            // [MQTT-3.2.2-12]: a Will QoS above Maximum QoS is refused.
+            ack.reason = Reason::qos_not_supported;
+            c.link->send(ack);
+            c.closing = true;
+            c.link->close();
+            return;
+        }
+        connect.will->qos = settings_.max_qos;
+    }
     std::string client_id = std::move(connect.client_id);
     if (client_id.empty()) {
         // [MQTT-3.1.3-6]: the server assigns a unique id; 5.0 clients are told it.
@@ -202,11 +213,11 @@ void Broker::handle_connect(Client &c, mqtt::Connect &&connect, uint64_t now_ms)
         expiry = connect.clean_start ? 0 : kNeverExpires;
     }
 
-    // Take over a connected session [MQTT-3.1.4-3].
-    Session *session = nullptr;
+    // Take over a connected session [MQTT-3.1.4-3]: the old connection is closed and ends
+    // as an abnormal disconnect (its will follows the usual rules, its session ends if it
+    // had no expiry).
     if (auto it = sessions_.find(client_id); it != sessions_.end()) {
-        session = it->second.get();
-        if (Client *old = client_of(*session); old != nullptr && old != &c) {
+        if (Client *old = client_of(*it->second); old != nullptr && old != &c) {
             log_.info("client %s taken over by connection %" PRIu64, client_id.c_str(),
                       c.link->id());
             if (old->version == Version::v5) {
@@ -214,17 +225,21 @@ void Broker::handle_connect(Client &c, mqtt::Connect &&connect, uint64_t now_ms)
                 d.reason = Reason::session_taken_over;
                 old->link->send(d);
             }
-            // The old connection ended abnormally from its own point of view: its will is
-            // published (the spec's will delay, when added, may cancel that on resume).
-            publish_will(*session, now_ms);
-            old->session = nullptr;
             old->closing = true;
             old->link->close();
-            session->link_id = 0;
+            detach(*old, now_ms);
         }
+    }
+    Session *session = nullptr;
+    if (auto it = sessions_.find(client_id); it != sessions_.end()) {
+        session = it->second.get();
         if (connect.clean_start) {
-            destroy_session(session);
+            destroy_session(session); // publishes a will still pending [MQTT-3.1.3-9]
             session = nullptr;
+        } else if (session->will_at_ms != 0) {
+            // Reconnected within the Will Delay Interval: the will is not sent.
+            session->will.reset();
+            session->will_at_ms = 0;
         }
     }
     const bool session_present = session != nullptr;
@@ -246,7 +261,9 @@ void Broker::handle_connect(Client &c, mqtt::Connect &&connect, uint64_t now_ms)
         mqtt::Properties &p = ack.properties;
         p.receive_maximum = settings_.receive_maximum;
         p.topic_alias_maximum = settings_.topic_alias_maximum;
-        p.maximum_packet_size = settings_.max_packet_size;
+        if (settings_.max_packet_size < mqtt::kMaxRemainingLength + 5) {
+            p.maximum_packet_size = settings_.max_packet_size; // absent means no limit
+        }
         if (settings_.max_qos < 2) {
             p.maximum_qos = settings_.max_qos;
         }
@@ -265,16 +282,22 @@ void Broker::handle_connect(Client &c, mqtt::Connect &&connect, uint64_t now_ms)
 
     if (session_present) {
         // Resend what was in flight, in order, with DUP set [MQTT-4.4.0-1].
-        for (uint16_t id : session->inflight_order) {
+        std::vector<uint16_t> order;
+        order.swap(session->inflight_order);
+        for (uint16_t id : order) {
             auto it = session->inflight.find(id);
             if (it == session->inflight.end()) {
                 continue;
             }
             if (it->second.released) {
                 c.link->send(mqtt::Pubrel{{id, Reason::success, {}}});
-            } else {
-                transmit(*session, c, it->second.delivery, id, true, now_ms);
+            } else if (!transmit(*session, c, it->second.delivery, id, true, now_ms)) {
+                // Expired, or too large for this connection's Maximum Packet Size: it can
+                // never be delivered, so it gives up its slot.
+                session->inflight.erase(it);
+                continue;
             }
+            session->inflight_order.push_back(id);
         }
         pump(*session, now_ms);
     }
@@ -420,6 +443,10 @@ void Broker::deliver(Session &s, Delivery &&d, uint64_t now_ms) {
 }
 
 void Broker::enqueue(Session &s, Delivery &&d) {
+    if (d.message->payload.size() > settings_.max_queued_bytes) {
+        ++stats_.dropped_queue_full; // could never fit: keep what is queued
+        return;
+    }
     // Full queue policy: drop a queued QoS 0 message first, else the oldest message.
     while (!s.queue.empty() &&
            (s.queue.size() >= settings_.max_queued_messages ||
@@ -433,10 +460,6 @@ void Broker::enqueue(Session &s, Delivery &&d) {
         queued_bytes_total_ -= victim->message->payload.size();
         s.queue.erase(victim);
         ++stats_.dropped_queue_full;
-    }
-    if (d.message->payload.size() > settings_.max_queued_bytes) {
-        ++stats_.dropped_queue_full;
-        return;
     }
     s.queued_bytes += d.message->payload.size();
     queued_bytes_total_ += d.message->payload.size();
@@ -637,6 +660,7 @@ void Broker::handle_disconnect(Client &c, const mqtt::Disconnect &d, uint64_t) {
 }
 
 void Broker::publish_will(Session &s, uint64_t now_ms) {
+    s.will_at_ms = 0;
     if (!s.will) {
         return;
     }
@@ -671,10 +695,19 @@ void Broker::detach(Client &c, uint64_t now_ms) {
         return;
     }
     s->link_id = 0;
-    if (!c.will_suppressed) {
-        publish_will(*s, now_ms);
+    if (c.will_suppressed) {
+        s->will.reset();
+    } else if (s->will) {
+        // The will waits for the Will Delay Interval, but never beyond the session's end
+        // [MQTT-3.1.3-9]; 3.1.1 wills have no delay.
+        const uint32_t delay =
+            std::min(s->will->properties.will_delay_interval.value_or(0), s->expiry_interval);
+        if (delay == 0) {
+            publish_will(*s, now_ms);
+        } else {
+            s->will_at_ms = now_ms + uint64_t{delay} * 1000;
+        }
     }
-    s->will.reset();
     if (s->expiry_interval == 0) {
         destroy_session(s);
         return;
@@ -684,6 +717,9 @@ void Broker::detach(Client &c, uint64_t now_ms) {
 }
 
 void Broker::destroy_session(Session *s) {
+    if (s->will_at_ms != 0) {
+        publish_will(*s, now_ms_); // the session ends before the will delay did
+    }
     queued_bytes_total_ -= s->queued_bytes;
     for (const auto &[filter, options] : s->subscriptions) {
         tree_.remove(filter, s);
@@ -711,10 +747,19 @@ void Broker::on_writable(Link &link) {
 void Broker::tick(uint64_t now_ms) {
     now_ms_ = now_ms;
     std::vector<Session *> expired_sessions;
+    std::vector<Session *> due_wills;
     for (const auto &[id, s] : sessions_) {
-        if (s->link_id == 0 && s->expires_at_ms != 0 && now_ms >= s->expires_at_ms) {
-            expired_sessions.push_back(s.get());
+        if (s->link_id != 0) {
+            continue;
         }
+        if (s->expires_at_ms != 0 && now_ms >= s->expires_at_ms) {
+            expired_sessions.push_back(s.get());
+        } else if (s->will_at_ms != 0 && now_ms >= s->will_at_ms) {
+            due_wills.push_back(s.get());
+        }
+    }
+    for (Session *s : due_wills) {
+        publish_will(*s, now_ms);
     }
     for (Session *s : expired_sessions) {
         log_.debug("session %s expired", s->client_id().c_str());

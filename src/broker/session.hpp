@@ -55,6 +55,9 @@ class Session {
     std::vector<uint16_t> inflight_order;                     // packet ids in send order
     std::set<uint16_t> inbound_qos2;                          // PUBREC sent, awaiting PUBREL
     std::optional<mqtt::Will> will;
+    // Loop-clock ms at which a detached session's will is due (5.0 Will Delay Interval);
+    // 0 when no will is pending.
+    uint64_t will_at_ms = 0;
 
     size_t queued_bytes = 0; // payload bytes held in `queue`
 

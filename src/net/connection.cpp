@@ -154,8 +154,10 @@ size_t Connection::consume(std::span<const uint8_t> bytes) {
             broker_.on_decode_error(*this, r.error(), frame, last_packet_ms_);
             return bytes.size();
         }
+        // Only publishers add load; acknowledgements from subscribers drain it.
+        const bool publish = std::holds_alternative<mqtt::Publish>(r.value());
         broker_.on_packet(*this, std::move(r.value()), last_packet_ms_);
-        if (broker_.overloaded() || pending_bytes() > buffer_limit_) {
+        if ((publish && broker_.overloaded()) || pending_bytes() > buffer_limit_) {
             pause_reading();
         }
     }
