@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "app/server.hpp"
 
+#include <malloc.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -42,6 +43,9 @@ bool make_directories(const std::string &path, std::string &error) {
     }
     return true;
 }
+
+// Connections closed since the last heap trim that make another trim worthwhile.
+constexpr size_t kTrimAfterClosed = 256;
 
 // How long a graceful stop waits for clients to take their last packets.
 constexpr uint64_t kStopGraceMs = 2000;
@@ -246,6 +250,7 @@ void Server::flush_all() {
     for (uint64_t id : closed_) {
         connections_.erase(id);
     }
+    closed_since_trim_ += closed_.size();
     closed_.clear();
     resume_paused();
     if (stopping_ && connections_.empty()) {
@@ -281,6 +286,12 @@ void Server::on_tick() {
     }
     for (const auto &[id, conn] : connections_) {
         conn->check_timers(now, uint64_t{config_.limits.connect_timeout} * 1000);
+    }
+    // After many connections closed, their small allocations are scattered through the heap
+    // and glibc keeps it all; give the free pages back so RSS follows the load down.
+    if (closed_since_trim_ >= kTrimAfterClosed) {
+        closed_since_trim_ = 0;
+        ::malloc_trim(0);
     }
     broker_->tick(now);
 }

@@ -68,8 +68,9 @@ class Server final : private net::ListenerHandler, private net::ConnectionOwner 
     std::vector<uint64_t> paused_; // connections not reading because of backpressure
     std::vector<uint8_t> read_buffer_ = std::vector<uint8_t>(64 * 1024);
     uint64_t next_connection_id_ = 1;
-    uv_prepare_t flush_{}; // writes every dirty connection before the loop sleeps
-    uv_timer_t tick_{};    // keep-alive, connect timeout, session expiry
+    size_t closed_since_trim_ = 0; // connections closed since the heap was last trimmed
+    uv_prepare_t flush_{};         // writes every dirty connection before the loop sleeps
+    uv_timer_t tick_{};            // keep-alive, connect timeout, session expiry
     bool aux_open_ = false;
 };
 
