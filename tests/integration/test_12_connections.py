@@ -157,10 +157,6 @@ class Swarm:
         return state["parser"].feed(data)
 
 
-class MemoryNotReturned(AssertionError):
-    """The broker's RSS stayed well above its start after every connection had gone."""
-
-
 def sanitized(broker):
     """Whether the broker is an ASan build, whose quarantine keeps freed memory resident."""
     with open(broker.argv[0], "rb") as binary:
