@@ -158,7 +158,10 @@ bool Server::start() {
     uv_timer_start(
         &tick_, [](uv_timer_t *h) { static_cast<Server *>(h->data)->on_tick(); }, 1000, 1000);
 
+    // Connections keep a reference to their listener's policy: the vector never grows again.
+    policies_.reserve(config_.listeners.size());
     for (const config::ListenerConfig &listener_config : config_.listeners) {
+        policies_.push_back({listener_config.allow_anonymous});
         std::string wanted = config::format_endpoint(listener_config.host, listener_config.port);
         net::ListenerHandler &handler = *this;
         listeners_.push_back(std::make_unique<net::Listener>(loop_, log_, handler));
@@ -210,9 +213,10 @@ void Server::on_accept(net::Listener &listener) {
     }
     const uint64_t id = next_connection_id_++;
     net::ConnectionOwner &owner = *this;
+    const broker::ListenerPolicy &policy = policies_[listener_index(listener)];
     auto conn = std::make_unique<net::Connection>(loop_, id, *broker_, owner,
                                                   config_.limits.max_packet_size,
-                                                  config_.limits.client_buffer_bytes, log_);
+                                                  config_.limits.client_buffer_bytes, policy, log_);
     if (const int rc = listener.accept(conn->handle()); rc != 0) {
         log_.warn("accept on %s failed: %s", listener.address().c_str(), uv_err_name(rc));
         conn->abort(); // its close callback erases it from the registry
@@ -225,6 +229,16 @@ void Server::on_accept(net::Listener &listener) {
 }
 
 void Server::on_listener_closed(net::Listener &) {}
+
+// Listeners are opened in config order, so a listener's index is its config entry's.
+size_t Server::listener_index(const net::Listener &listener) const {
+    for (size_t i = 0; i < listeners_.size(); ++i) {
+        if (listeners_[i].get() == &listener) {
+            return i;
+        }
+    }
+    std::abort(); // every Listener is in listeners_ until the Server is destroyed
+}
 
 void Server::on_connection_closed(net::Connection &c) {
     // Called from the connection's own close callback: its memory is released once that

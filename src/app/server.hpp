@@ -40,6 +40,7 @@ class Server final : private net::ListenerHandler, private net::ConnectionOwner 
     void on_accept(net::Listener &listener) override;
     void on_listener_closed(net::Listener &listener) override;
     void on_tick();
+    size_t listener_index(const net::Listener &listener) const;
     void flush_all();
     void resume_paused();
     void close_aux_handles();
@@ -60,6 +61,7 @@ class Server final : private net::ListenerHandler, private net::ConnectionOwner 
     uv_signal_t sigterm_{};
     bool signals_open_ = false;
     std::vector<std::unique_ptr<net::Listener>> listeners_;
+    std::vector<broker::ListenerPolicy> policies_; // one per listener, same order
     std::unique_ptr<broker::Broker> broker_;
     // Open connections by id; an entry is erased only from its close callback.
     std::unordered_map<uint64_t, std::unique_ptr<net::Connection>> connections_;

@@ -190,6 +190,19 @@ void Broker::handle_connect(Client &c, mqtt::Connect &&connect, uint64_t now_ms)
         }
         connect.will->qos = settings_.max_qos;
     }
+    // Until password files arrive, a listener that refuses anonymous clients can check no
+    // credentials, so it refuses everyone: no username is "not authorized", a username
+    // is "bad user name or password" (3.1.1 return codes 5 and 4).
+    if (!c.link->policy().allow_anonymous) {
+        ack.reason = connect.username ? Reason::bad_user_name_or_password : Reason::not_authorized;
+        log_.info("refusing connection %" PRIu64 ": %s", c.link->id(),
+                  connect.username ? "no password file to check the username against"
+                                   : "anonymous clients are not allowed on this listener");
+        c.link->send(ack);
+        c.closing = true;
+        c.link->close();
+        return;
+    }
     std::string client_id = std::move(connect.client_id);
     if (client_id.empty()) {
         // [MQTT-3.1.3-6]: the server assigns a unique id; 5.0 clients are told it.

@@ -11,8 +11,15 @@
 
 namespace ferrymq::broker {
 
+// What the listener a connection came in on allows.
+struct ListenerPolicy {
+    bool allow_anonymous = true; // clients without a username may connect
+};
+
 class Link {
   public:
+    // The rules of the listener this connection was accepted on.
+    virtual const ListenerPolicy &policy() const = 0;
     // Unique for the life of the process; sessions name their connection by it.
     virtual uint64_t id() const = 0;
     // Queues a packet for sending in the negotiated version (written once per loop turn).

@@ -16,9 +16,10 @@ constexpr size_t kSharedPayloadMin = 1024;
 } // namespace
 
 Connection::Connection(uv_loop_t &loop, uint64_t id, broker::Broker &broker, ConnectionOwner &owner,
-                       uint32_t max_packet_size, uint32_t buffer_limit, util::Log &log)
-    : id_(id), broker_(broker), owner_(owner), log_(log), max_packet_size_(max_packet_size),
-      buffer_limit_(buffer_limit) {
+                       uint32_t max_packet_size, uint32_t buffer_limit,
+                       const broker::ListenerPolicy &policy, util::Log &log)
+    : id_(id), broker_(broker), owner_(owner), log_(log), policy_(policy),
+      max_packet_size_(max_packet_size), buffer_limit_(buffer_limit) {
     uv_tcp_init(&loop, &handle_);
     handle_.data = this;
     write_req_.data = this;

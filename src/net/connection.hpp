@@ -40,7 +40,8 @@ class ConnectionOwner {
 class Connection final : public broker::Link {
   public:
     Connection(uv_loop_t &loop, uint64_t id, broker::Broker &broker, ConnectionOwner &owner,
-               uint32_t max_packet_size, uint32_t buffer_limit, util::Log &log);
+               uint32_t max_packet_size, uint32_t buffer_limit,
+               const broker::ListenerPolicy &policy, util::Log &log);
     ~Connection();
     Connection(const Connection &) = delete;
     Connection &operator=(const Connection &) = delete;
@@ -64,6 +65,7 @@ class Connection final : public broker::Link {
 
     // broker::Link
     uint64_t id() const override { return id_; }
+    const broker::ListenerPolicy &policy() const override { return policy_; }
     void send(const mqtt::Packet &packet) override;
     bool send_publish(const mqtt::PublishRef &publish, const broker::MessagePtr &message) override;
     size_t pending_bytes() const override { return out_.size() + writing_.size(); }
@@ -89,6 +91,7 @@ class Connection final : public broker::Link {
     broker::Broker &broker_;
     ConnectionOwner &owner_;
     util::Log &log_;
+    const broker::ListenerPolicy &policy_; // owned by the Server, outlives connections
     State state_ = State::open;
     mqtt::Version version_ = mqtt::Version::v311;
     uint32_t max_packet_size_;           // inbound limit, bytes

@@ -253,3 +253,55 @@ def test_v5_will_in_connect_is_accepted(broker, clients):
     c = clients.raw(broker, V5)
     c.connect("c02-will", will=Will("c02/will", b"w", qos=1,
                                     properties={Prop.CONTENT_TYPE: "text/plain"}))
+
+
+POLICY_CONFIG = """
+listeners:
+  - bind: "127.0.0.1:{open_port}"
+    allow_anonymous: true
+  - bind: "127.0.0.1:{closed_port}"
+    allow_anonymous: false
+"""
+
+
+def free_ports(n):
+    """Ports the kernel just handed out; the broker binds them right after (config files
+    cannot say port 0)."""
+    import socket
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+@pytest.mark.parametrize("version", [V311, V5], ids=["v311", "v5"])
+def test_listener_without_anonymous_access_refuses_MQTT_3_2_2_2(start_broker, clients, version):
+    """A listener with allow_anonymous: false refuses a client without a username (3.1.1
+    return code 5 / 5.0 0x87 Not authorized) and, with no password file to check against,
+    one with a username (4 / 0x86); the other listener still accepts anonymous clients."""
+    open_port, closed_port = free_ports(2)
+    b = start_broker(config_text=POLICY_CONFIG.format(open_port=open_port,
+                                                       closed_port=closed_port),
+                     listen=False, expect_listeners=2)
+    assert sorted(b.ports) == sorted([open_port, closed_port])
+    closed_index = b.ports.index(closed_port)
+    open_index = b.ports.index(open_port)
+
+    anonymous = clients.raw(b, version, index=closed_index)
+    anonymous.send(connect_packet("c02-anon", version))
+    packets = anonymous.expect_closed()
+    assert [p.type for p in packets] == [CONNACK], packets
+    assert packets[0].reason == (5 if version == V311 else Reason.NOT_AUTHORIZED)
+
+    named = clients.raw(b, version, index=closed_index)
+    named.send(connect_packet("c02-named", version, username="user", password=b"pw"))
+    packets = named.expect_closed()
+    assert [p.type for p in packets] == [CONNACK], packets
+    assert packets[0].reason == (4 if version == V311 else Reason.BAD_USERNAME_OR_PASSWORD)
+
+    ok = clients.raw(b, version, index=open_index)
+    assert ok.connect("c02-open").reason == 0

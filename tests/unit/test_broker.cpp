@@ -18,6 +18,8 @@ class FakeLink final : public broker::Link {
   public:
     explicit FakeLink(uint64_t id) : id_(id) {}
     uint64_t id() const override { return id_; }
+    const broker::ListenerPolicy &policy() const override { return policy_; }
+    broker::ListenerPolicy policy_;
     void send(const Packet &packet) override {
         std::vector<uint8_t> bytes = encode(packet, version_);
         record(bytes);
