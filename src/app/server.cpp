@@ -99,7 +99,14 @@ int Server::run() {
         return 1;
     }
     if (exit_code == 0) {
-        log_.info("stopped");
+        const broker::BrokerStats &st = broker_->stats();
+        log_.info("stopped: %llu messages in, %llu out; dropped: %llu QoS 0 for absent clients, "
+                  "%llu queue full, %llu too large, %llu expired; %llu protocol errors",
+                  (unsigned long long)st.messages_received, (unsigned long long)st.messages_sent,
+                  (unsigned long long)st.dropped_qos0_offline,
+                  (unsigned long long)st.dropped_queue_full,
+                  (unsigned long long)st.dropped_too_large, (unsigned long long)st.dropped_expired,
+                  (unsigned long long)st.protocol_errors);
     }
     return exit_code;
 }

@@ -303,7 +303,7 @@ def test_run_creates_nested_data_dir_and_stops_on_sigterm(start_broker, tmp_path
     mark = broker.log_mark()
     assert broker.stop(signal.SIGTERM) == 0
     broker.wait_for_log(r"received SIGTERM, stopping", timeout=0, since=mark)
-    broker.wait_for_log(r"\bstopped$", timeout=0, since=mark)
+    broker.wait_for_log(r"\bstopped\b", timeout=0, since=mark)
 
 
 def test_run_stops_on_sigint(start_broker):
@@ -312,7 +312,7 @@ def test_run_stops_on_sigint(start_broker):
         pass
     assert broker.stop(signal.SIGINT) == 0
     broker.wait_for_log(r"received SIGINT, stopping", timeout=0)
-    broker.wait_for_log(r"\bstopped$", timeout=0)
+    broker.wait_for_log(r"\bstopped\b", timeout=0)
 
 
 def test_run_with_shipped_config_and_overrides(start_broker):
