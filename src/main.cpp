@@ -147,11 +147,13 @@ CLI::App *add_bench_command(CLI::App &app, bench::Options &options) {
     bench_command->add_option("--payload", options.payload, "Payload bytes (at least 20)")
         ->check(CLI::Range(20u, 1u << 20))
         ->capture_default_str();
-    bench_command->add_option("--duration", options.duration,
-                              "Seconds of traffic (10), or of holding the idle connections (2)")
+    bench_command
+        ->add_option("--duration", options.duration,
+                     "Seconds of traffic (10), or of holding the idle connections (2)")
         ->check(CLI::PositiveNumber);
-    bench_command->add_option("--rate", options.rate,
-                              "Total msg/s over all publishers; 0 = flat out (latency: 20000)")
+    bench_command
+        ->add_option("--rate", options.rate,
+                     "Total msg/s over all publishers; 0 = flat out (latency: 20000)")
         ->check(CLI::NonNegativeNumber);
     bench_command->add_option("--broker-pid", options.broker_pid,
                               "Broker process, for CPU and RSS from /proc");
@@ -170,6 +172,8 @@ CLI::App *add_bench_command(CLI::App &app, bench::Options &options) {
     bench_command->add_option("--concurrency", options.concurrency, "Connections set up at once")
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
+    bench_command->footer("Exit status: 0 measured, 2 measured but messages were lost or "
+                          "reordered, 1 the run failed.");
     return bench_command;
 }
 

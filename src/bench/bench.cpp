@@ -23,13 +23,13 @@ namespace {
 
 enum class Scenario : uint8_t { fanin, fanout, latency, connect, idle };
 
-constexpr uint16_t kKeepAlive = 60;              // seconds, sent in every CONNECT
-constexpr uint64_t kPingEveryNs = 30'000'000'000; // PINGREQ to every client, half the keep-alive
+constexpr uint16_t kKeepAlive = 60;                // seconds, sent in every CONNECT
+constexpr uint64_t kPingEveryNs = 30'000'000'000;  // PINGREQ to every client, half the keep-alive
 constexpr uint64_t kSetupStallNs = 15'000'000'000; // no CONNACK or SUBACK for this long: fail
 constexpr uint64_t kDrainStallNs = 3'000'000'000;  // no delivery for this long: the rest is lost
 constexpr uint64_t kCloseTimeoutNs = 10'000'000'000;
-constexpr uint32_t kMaxBatch = 512;      // PUBLISHes one publisher encodes per loop turn
-constexpr size_t kPayloadHeader = 20;    // u32 publisher, u64 sequence, u64 send time (ns)
+constexpr uint32_t kMaxBatch = 512;               // PUBLISHes one publisher encodes per loop turn
+constexpr size_t kPayloadHeader = 20;             // u32 publisher, u64 sequence, u64 send time (ns)
 constexpr size_t kMaxPublisherBacklog = 1u << 20; // bytes queued in one publisher
 
 // Everything one run measured; printed as a line and as JSON.
@@ -37,23 +37,23 @@ struct Report {
     std::string scenario;
     std::string protocol;
     int qos = 0;
-    uint32_t payload = 0;       // bytes
+    uint32_t payload = 0; // bytes
     uint32_t publishers = 0;
     uint32_t subscribers = 0;
-    uint32_t connections = 0;   // connect, idle: connections asked for
-    double rate_target = 0;     // total msg/s asked for; 0 = flat out
-    double interval_s = 0;      // measured interval: first send to last delivery, or connects
-    uint64_t published = 0;     // PUBLISHes sent
-    uint64_t acked = 0;         // PUBACKs received (QoS 1)
-    uint64_t expected = 0;      // copies the subscribers should receive
-    uint64_t delivered = 0;     // copies received
-    uint64_t lost = 0;          // expected - delivered when positive
-    uint64_t reordered = 0;     // copies older than one already received from that publisher
-    uint64_t foreign = 0;       // payloads that are not ours (should be 0)
-    Histogram latency;          // send to receive, ns
-    uint64_t connected = 0;     // connect, idle: CONNACKs received
-    uint64_t failed = 0;        // connections refused, dropped or failed
-    uint64_t still_open = 0;    // idle: connections alive after the hold
+    uint32_t connections = 0; // connect, idle: connections asked for
+    double rate_target = 0;   // total msg/s asked for; 0 = flat out
+    double interval_s = 0;    // measured interval: first send to last delivery, or connects
+    uint64_t published = 0;   // PUBLISHes sent
+    uint64_t acked = 0;       // PUBACKs received (QoS 1)
+    uint64_t expected = 0;    // copies the subscribers should receive
+    uint64_t delivered = 0;   // copies received
+    uint64_t lost = 0;        // expected - delivered when positive
+    uint64_t reordered = 0;   // copies older than one already received from that publisher
+    uint64_t foreign = 0;     // payloads that are not ours (should be 0)
+    Histogram latency;        // send to receive, ns
+    uint64_t connected = 0;   // connect, idle: CONNACKs received
+    uint64_t failed = 0;      // connections refused, dropped or failed
+    uint64_t still_open = 0;  // idle: connections alive after the hold
     std::optional<CpuTimes> broker_cpu; // broker CPU over the measured interval
     double load_cpu_s = 0;              // this process's CPU over the measured interval
     std::optional<uint64_t> rss_before_kb;
@@ -87,15 +87,15 @@ class Runner final : private ClientOwner {
     };
 
     struct Publisher {
-        uint32_t client = 0;      // index into clients_
-        uint64_t sent = 0;        // PUBLISHes queued so far; also the next sequence number
-        uint64_t acked = 0;       // PUBACKs received
-        uint32_t inflight = 0;    // QoS 1 PUBLISHes without PUBACK
-        uint64_t delivered = 0;   // copies received by all subscribers together
-        uint64_t slowest = 0;     // cached lower bound of the slowest subscriber's count
+        uint32_t client = 0;    // index into clients_
+        uint64_t sent = 0;      // PUBLISHes queued so far; also the next sequence number
+        uint64_t acked = 0;     // PUBACKs received
+        uint32_t inflight = 0;  // QoS 1 PUBLISHes without PUBACK
+        uint64_t delivered = 0; // copies received by all subscribers together
+        uint64_t slowest = 0;   // cached lower bound of the slowest subscriber's count
         uint64_t slowest_at = ~uint64_t{0}; // delivered_ when `slowest` was computed
-        uint16_t next_id = 0;     // QoS 1 packet id
-        std::string payload;      // reused buffer: header + filler
+        uint16_t next_id = 0;               // QoS 1 packet id
+        std::string payload;                // reused buffer: header + filler
     };
 
     struct Subscriber {
@@ -142,8 +142,8 @@ class Runner final : private ClientOwner {
     std::string topic_;
 
     uv_loop_t loop_{};
-    uv_timer_t tick_{};    // phase changes, rate pacing, timeouts
-    uv_prepare_t turn_{};  // publishes and writes before the loop sleeps
+    uv_timer_t tick_{};   // phase changes, rate pacing, timeouts
+    uv_prepare_t turn_{}; // publishes and writes before the loop sleeps
     bool handles_open_ = false;
     Phase phase_ = Phase::connecting;
     std::vector<std::unique_ptr<Client>> clients_;
@@ -152,17 +152,17 @@ class Runner final : private ClientOwner {
     std::vector<Subscriber> subscribers_;
     std::vector<Publisher> publishers_;
 
-    uint32_t opened_ = 0;        // connects started
-    uint32_t connected_ = 0;     // CONNACKs received
-    uint32_t subscribed_ = 0;    // SUBACKs received
-    uint32_t failed_ = 0;        // clients that failed before or after CONNACK
-    uint32_t closed_ = 0;        // close callbacks run
-    uint64_t delivered_ = 0;     // copies received over all subscribers
-    uint64_t progress_ns_ = 0;   // last CONNACK, SUBACK, delivery or PUBACK
+    uint32_t opened_ = 0;      // connects started
+    uint32_t connected_ = 0;   // CONNACKs received
+    uint32_t subscribed_ = 0;  // SUBACKs received
+    uint32_t failed_ = 0;      // clients that failed before or after CONNACK
+    uint32_t closed_ = 0;      // close callbacks run
+    uint64_t delivered_ = 0;   // copies received over all subscribers
+    uint64_t progress_ns_ = 0; // last CONNACK, SUBACK, delivery or PUBACK
     uint64_t connect_start_ns_ = 0;
     uint64_t last_connack_ns_ = 0;
-    uint64_t start_ns_ = 0;      // traffic started
-    uint64_t stop_ns_ = 0;       // publishing stopped
+    uint64_t start_ns_ = 0; // traffic started
+    uint64_t stop_ns_ = 0;  // publishing stopped
     uint64_t last_recv_ns_ = 0;
     uint64_t hold_until_ns_ = 0;
     uint64_t closing_since_ns_ = 0;
@@ -288,6 +288,9 @@ void Runner::open_more() {
             if (first_failure_.empty()) {
                 first_failure_ = std::string("connect: ") + uv_err_name(rc);
             }
+            if (traffic()) {
+                fail_run(first_failure_); // every client of a traffic scenario counts
+            }
         }
     }
 }
@@ -296,7 +299,7 @@ void Runner::on_connected(Client &c) {
     ++connected_;
     last_connack_ns_ = progress_ns_ = uv_hrtime();
     if (is_subscriber(c.index())) {
-        c.subscribe(topic_, options_.qos);
+        c.subscribe(topic_, uint8_t(options_.qos));
     }
     open_more();
 }
@@ -386,8 +389,8 @@ void Runner::advance() {
     const uint64_t now = uv_hrtime();
     switch (phase_) {
     case Phase::connecting: {
-        const bool all_done = connected_ + failed_ == total_clients_ &&
-                              subscribed_ == subscribers_.size();
+        const bool all_done =
+            connected_ + failed_ == total_clients_ && subscribed_ == subscribers_.size();
         if (!all_done) {
             if (now - progress_ns_ > kSetupStallNs) {
                 fail_run("set-up stalled: " + std::to_string(connected_) + " of " +
@@ -465,8 +468,7 @@ void Runner::start_traffic(uint64_t now) {
     phase_ = Phase::running;
     start_ns_ = now;
     progress_ns_ = now;
-    broker_cpu_start_ =
-        options_.broker_pid ? process_cpu_times(options_.broker_pid) : std::nullopt;
+    broker_cpu_start_ = options_.broker_pid ? process_cpu_times(options_.broker_pid) : std::nullopt;
     load_cpu_start_ = own_cpu_seconds();
 }
 
@@ -530,7 +532,8 @@ void Runner::pump(uint64_t now) {
         }
         uint64_t allowed = kMaxBatch;
         const uint64_t ahead = p.sent - slowest_delivered(p);
-        allowed = std::min<uint64_t>(allowed, ahead < options_.window ? options_.window - ahead : 0);
+        allowed =
+            std::min<uint64_t>(allowed, ahead < options_.window ? options_.window - ahead : 0);
         if (options_.qos > 0) {
             allowed = std::min<uint64_t>(allowed, options_.inflight - p.inflight);
         }
@@ -542,7 +545,7 @@ void Runner::pump(uint64_t now) {
         const uint32_t pub = uint32_t(&p - publishers_.data());
         mqtt::PublishRef ref;
         ref.topic = topic_;
-        ref.qos = options_.qos;
+        ref.qos = uint8_t(options_.qos);
         for (uint64_t i = 0; i < allowed; ++i) {
             const uint64_t seq = p.sent++;
             const uint64_t sent_ns = uv_hrtime();
@@ -683,17 +686,19 @@ std::string to_json(const Report &r) {
     field("publish_rate", json_number(per_second(double(r.published), r.interval_s)));
     field("latency_p50_us", json_number(us(0.50)));
     field("latency_p99_us", json_number(us(0.99)));
-    field("latency_max_us", json_number(r.latency.count()
-                                            ? std::optional<double>(double(r.latency.max()) / 1e3)
-                                            : std::nullopt));
+    field("latency_max_us",
+          json_number(r.latency.count() ? std::optional<double>(double(r.latency.max()) / 1e3)
+                                        : std::nullopt));
     field("connected", count(r.connected));
     field("failed", count(r.failed));
     field("still_open", count(r.still_open));
-    field("connect_per_s", json_number(per_second(double(r.connected), r.interval_s)));
+    const bool connects = r.scenario == "connect";
+    field("connect_per_s",
+          json_number(connects ? per_second(double(r.connected), r.interval_s) : std::nullopt));
     const auto broker = [&](double CpuTimes::*part) {
-        return r.broker_cpu ? std::optional<double>(part ? (*r.broker_cpu).*part
-                                                         : r.broker_cpu->total())
-                            : std::nullopt;
+        return r.broker_cpu
+                   ? std::optional<double>(part ? (*r.broker_cpu).*part : r.broker_cpu->total())
+                   : std::nullopt;
     };
     field("broker_cpu_s", json_number(broker(nullptr)));
     field("broker_user_s", json_number(broker(&CpuTimes::user)));
@@ -726,8 +731,8 @@ std::string human_line(const Report &r) {
         return s + text;
     };
     if (r.scenario == "connect" || r.scenario == "idle") {
-        std::snprintf(text, sizeof text, "%s %" PRIu64 " connections: %" PRIu64
-                      " connected, %" PRIu64 " failed",
+        std::snprintf(text, sizeof text,
+                      "%s %" PRIu64 " connections: %" PRIu64 " connected, %" PRIu64 " failed",
                       r.scenario.c_str(), uint64_t(r.connections), r.connected, r.failed);
         line = text;
         if (r.scenario == "connect") {
@@ -757,8 +762,8 @@ std::string human_line(const Report &r) {
                       "%s qos%d MQTT %s %u->%u %uB %s: %" PRIu64 " published, %" PRIu64
                       " delivered, %" PRIu64 " lost, %" PRIu64 " reordered in %.2f s = %.0f msg/s",
                       r.scenario.c_str(), r.qos, r.protocol.c_str(), r.publishers, r.subscribers,
-                      r.payload, rate, r.published, r.delivered, r.lost, r.reordered,
-                      r.interval_s, per_second(double(r.delivered), r.interval_s).value_or(0));
+                      r.payload, rate, r.published, r.delivered, r.lost, r.reordered, r.interval_s,
+                      per_second(double(r.delivered), r.interval_s).value_or(0));
         line = text;
         if (r.latency.count() > 0) {
             std::snprintf(text, sizeof text, "; latency p50 %.0f us, p99 %.0f us, max %.0f us",
@@ -829,7 +834,7 @@ int run(const Options &options) {
     if (options.payload < kPayloadHeader) {
         return refuse("--payload must be at least 20 bytes (publisher, sequence, timestamp)");
     }
-    if (options.qos > 1) {
+    if (options.qos < 0 || options.qos > 1) {
         return refuse("--qos must be 0 or 1");
     }
     if (options.window == 0 || options.inflight == 0 || options.concurrency == 0) {

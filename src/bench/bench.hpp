@@ -24,7 +24,7 @@ struct Options {
     std::string scenario = "fanin";  // fanin, fanout, latency, connect, idle
     std::optional<uint32_t> clients; // publishers (fanin, latency), subscribers (fanout),
                                      // connections (connect, idle)
-    uint8_t qos = 0;                 // 0 or 1, for publishing and subscribing
+    int qos = 0;                     // 0 or 1, for publishing and subscribing
     uint32_t payload = 64;           // bytes per message, at least 20 (id, sequence, time)
     std::optional<double> duration;  // seconds of traffic, or of holding (idle)
     std::optional<double> rate;      // total msg/s over all publishers; 0 = flat out

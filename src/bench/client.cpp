@@ -57,7 +57,9 @@ void Client::on_connect(int status) {
     uv_tcp_nodelay(&handle_, 1);
     const int rc = uv_read_start(
         reinterpret_cast<uv_stream_t *>(&handle_),
-        [](uv_handle_t *h, size_t, uv_buf_t *buf) { static_cast<Client *>(h->data)->on_alloc(buf); },
+        [](uv_handle_t *h, size_t, uv_buf_t *buf) {
+            static_cast<Client *>(h->data)->on_alloc(buf);
+        },
         [](uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
             static_cast<Client *>(s->data)->on_read(nread, buf);
         });

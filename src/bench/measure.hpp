@@ -24,7 +24,7 @@ class Histogram {
     uint64_t percentile(double q) const;
 
   private:
-    static constexpr unsigned kSubBits = 7;          // 128 exact values before the first shift
+    static constexpr unsigned kSubBits = 7; // 128 exact values before the first shift
     static constexpr unsigned kHalf = 1u << (kSubBits - 1);
     static constexpr unsigned kBuckets = 36 * kHalf; // shifts 0..34 cover values below 2^41
     static size_t index_of(uint64_t ns);
