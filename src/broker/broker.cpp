@@ -259,13 +259,13 @@ void Broker::handle_connect(Client &c, mqtt::Connect &&connect, uint64_t now_ms)
     if (session == nullptr) {
         auto owned = std::make_unique<Session>(client_id);
         session = owned.get();
-        sessions_.emplace(client_id, std::move(owned));
+        sessions_.emplace(session->client_id(), std::move(owned));
     }
     session->link_id = c.link->id();
     session->version = connect.version;
     session->expiry_interval = expiry;
     session->expires_at_ms = 0;
-    session->will = std::move(connect.will);
+    session->will = connect.will ? std::make_unique<mqtt::Will>(std::move(*connect.will)) : nullptr;
     c.session = session;
 
     c.link->set_keep_alive(connect.keep_alive);
@@ -295,22 +295,15 @@ void Broker::handle_connect(Client &c, mqtt::Connect &&connect, uint64_t now_ms)
 
     if (session_present) {
         // Resend what was in flight, in order, with DUP set [MQTT-4.4.0-1].
-        std::vector<uint16_t> order;
-        order.swap(session->inflight_order);
-        for (uint16_t id : order) {
-            auto it = session->inflight.find(id);
-            if (it == session->inflight.end()) {
-                continue;
-            }
-            if (it->second.released) {
+        for (uint16_t id : session->inflight.ids_in_order()) {
+            Inflight *m = session->inflight.find(id);
+            if (m->released) {
                 c.link->send(mqtt::Pubrel{{id, Reason::success, {}}});
-            } else if (!transmit(*session, c, it->second.delivery, id, true, now_ms)) {
+            } else if (!transmit(*session, c, m->delivery, id, true, now_ms)) {
                 // Expired, or too large for this connection's Maximum Packet Size: it can
                 // never be delivered, so it gives up its slot.
-                session->inflight.erase(it);
-                continue;
+                session->inflight.erase(id);
             }
-            session->inflight_order.push_back(id);
         }
         pump(*session, now_ms);
     }
@@ -325,13 +318,17 @@ void Broker::handle_publish(Client &c, mqtt::Publish &&publish, uint64_t now_ms)
                 return fail(c, Reason::topic_alias_invalid, "Topic Alias above the maximum");
             }
             if (publish.topic.empty()) {
-                auto it = c.inbound_aliases.find(*alias);
-                if (it == c.inbound_aliases.end()) {
+                const std::string *topic =
+                    c.inbound_aliases ? c.inbound_aliases->find(*alias) : nullptr;
+                if (topic == nullptr) {
                     return fail(c, Reason::protocol_error, "unknown Topic Alias");
                 }
-                publish.topic = it->second;
+                publish.topic = *topic;
             } else {
-                c.inbound_aliases[*alias] = publish.topic;
+                if (!c.inbound_aliases) {
+                    c.inbound_aliases = std::make_unique<TopicAliases>();
+                }
+                c.inbound_aliases->set(*alias, publish.topic);
             }
         }
         if (!publish.properties.subscription_identifiers.empty()) {
@@ -343,7 +340,7 @@ void Broker::handle_publish(Client &c, mqtt::Publish &&publish, uint64_t now_ms)
     }
     const uint8_t qos = publish.qos;
     const uint16_t packet_id = publish.packet_id;
-    if (qos == 2 && s.inbound_qos2.count(packet_id) != 0) {
+    if (qos == 2 && s.inbound_qos2.contains(packet_id)) {
         // A resent QoS 2 PUBLISH that was already routed: acknowledge only [MQTT-4.3.3-10].
         c.link->send(mqtt::Pubrec{{packet_id, Reason::success, {}}});
         return;
@@ -450,8 +447,7 @@ void Broker::deliver(Session &s, Delivery &&d, uint64_t now_ms) {
     }
     const uint16_t id = s.next_packet_id();
     if (transmit(s, *c, d, id, false, now_ms)) {
-        s.inflight.emplace(id, Inflight{std::move(d), false});
-        s.inflight_order.push_back(id);
+        s.inflight.add(id, Inflight{std::move(d), false});
     }
 }
 
@@ -502,8 +498,7 @@ void Broker::pump(Session &s, uint64_t now_ms) {
         }
         const uint16_t id = s.next_packet_id();
         if (transmit(s, *c, d, id, false, now_ms)) {
-            s.inflight.emplace(id, Inflight{std::move(d), false});
-            s.inflight_order.push_back(id);
+            s.inflight.add(id, Inflight{std::move(d), false});
         }
     }
 }
@@ -540,49 +535,45 @@ bool Broker::transmit(Session &s, Client &c, const Delivery &d, uint16_t packet_
 
 void Broker::handle_puback(Client &c, uint16_t packet_id) {
     Session &s = *c.session;
-    auto it = s.inflight.find(packet_id);
-    if (it == s.inflight.end() || it->second.delivery.qos != 1) {
+    const Inflight *m = s.inflight.find(packet_id);
+    if (m == nullptr || m->delivery.qos != 1) {
         return; // unknown ids are ignored, as most brokers do
     }
-    s.inflight.erase(it);
-    s.inflight_order.erase(std::find(s.inflight_order.begin(), s.inflight_order.end(), packet_id));
+    s.inflight.erase(packet_id);
     pump(s, now_ms_);
 }
 
 void Broker::handle_pubrec(Client &c, const mqtt::Pubrec &pubrec) {
     Session &s = *c.session;
-    auto it = s.inflight.find(pubrec.packet_id);
-    if (it == s.inflight.end() || it->second.delivery.qos != 2) {
+    Inflight *m = s.inflight.find(pubrec.packet_id);
+    if (m == nullptr || m->delivery.qos != 2) {
         c.link->send(mqtt::Pubrel{{pubrec.packet_id, Reason::packet_identifier_not_found, {}}});
         return;
     }
     if (static_cast<uint8_t>(pubrec.reason) >= 0x80) {
         // The receiver refused the message: the flow ends here [MQTT-4.3.3-4 note].
-        s.inflight.erase(it);
-        s.inflight_order.erase(
-            std::find(s.inflight_order.begin(), s.inflight_order.end(), pubrec.packet_id));
+        s.inflight.erase(pubrec.packet_id);
         pump(s, now_ms_);
         return;
     }
-    it->second.released = true;
+    m->released = true;
     c.link->send(mqtt::Pubrel{{pubrec.packet_id, Reason::success, {}}});
 }
 
 void Broker::handle_pubrel(Client &c, uint16_t packet_id) {
     Session &s = *c.session;
-    const bool known = s.inbound_qos2.erase(packet_id) != 0;
+    const bool known = s.inbound_qos2.erase(packet_id);
     c.link->send(mqtt::Pubcomp{
         {packet_id, known ? Reason::success : Reason::packet_identifier_not_found, {}}});
 }
 
 void Broker::handle_pubcomp(Client &c, uint16_t packet_id) {
     Session &s = *c.session;
-    auto it = s.inflight.find(packet_id);
-    if (it == s.inflight.end() || !it->second.released) {
+    const Inflight *m = s.inflight.find(packet_id);
+    if (m == nullptr || !m->released) {
         return;
     }
-    s.inflight.erase(it);
-    s.inflight_order.erase(std::find(s.inflight_order.begin(), s.inflight_order.end(), packet_id));
+    s.inflight.erase(packet_id);
     pump(s, now_ms_);
 }
 
@@ -737,7 +728,7 @@ void Broker::destroy_session(Session *s) {
     for (const auto &[filter, options] : s->subscriptions) {
         tree_.remove(filter, s);
     }
-    sessions_.erase(s->client_id());
+    sessions_.erase(sessions_.find(s->client_id())); // the key views s's own id
 }
 
 void Broker::on_close(Link &link, uint64_t now_ms) {

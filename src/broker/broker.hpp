@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -42,6 +43,19 @@ struct BrokerStats {
     uint64_t dropped_too_large = 0;
     uint64_t dropped_expired = 0;
     uint64_t protocol_errors = 0;
+};
+
+// Inbound topic aliases of one 5.0 connection (alias -> topic name).
+class TopicAliases {
+  public:
+    const std::string *find(uint16_t alias) const {
+        auto it = map_.find(alias);
+        return it == map_.end() ? nullptr : &it->second;
+    }
+    void set(uint16_t alias, const std::string &topic) { map_[alias] = topic; }
+
+  private:
+    std::unordered_map<uint16_t, std::string> map_;
 };
 
 class Broker {
@@ -91,7 +105,7 @@ class Broker {
         bool will_suppressed = false;    // normal DISCONNECT or session taken by CONNECT
         bool problem_information = true; // Request Problem Information (5.0)
         uint16_t client_receive_maximum = 65535;
-        std::unordered_map<uint16_t, std::string> inbound_aliases;
+        std::unique_ptr<TopicAliases> inbound_aliases; // 5.0, allocated on first use
     };
 
     void handle_connect(Client &c, mqtt::Connect &&connect, uint64_t now_ms);
@@ -129,9 +143,10 @@ class Broker {
     BrokerSettings settings_;
     util::Log &log_;
     BrokerStats stats_;
-    std::unordered_map<uint64_t, Client> clients_;                       // by link id
-    std::unordered_map<std::string, std::unique_ptr<Session>> sessions_; // by client id
-    std::unordered_map<std::string, MessagePtr> retained_;               // by topic
+    std::unordered_map<uint64_t, Client> clients_; // by link id
+    // By client id; each key views its Session's own client_id(), so ids are stored once.
+    std::unordered_map<std::string_view, std::unique_ptr<Session>> sessions_;
+    std::unordered_map<std::string, MessagePtr> retained_; // by topic
     SubscriptionTree tree_;
     uint64_t queued_bytes_total_ = 0; // sum of every session's queued_bytes
     uint64_t now_ms_ = 0;             // loop clock at the latest entry from net/ or the timer

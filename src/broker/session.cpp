@@ -10,7 +10,7 @@ uint16_t Session::next_packet_id() {
         if (last_packet_id_ == 0) {
             last_packet_id_ = 1;
         }
-    } while (inflight.count(last_packet_id_) != 0);
+    } while (inflight.contains(last_packet_id_));
     return last_packet_id_;
 }
 

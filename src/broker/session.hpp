@@ -10,9 +10,11 @@
 #include "mqtt/packet.hpp"
 #include "subscription_tree.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -28,10 +30,110 @@ struct Delivery {
     std::vector<uint32_t> subscription_ids;
 };
 
+// A FIFO of deliveries that allocates nothing while empty: std::deque allocates its map
+// and a first block on construction, which every idle session would pay for.
+class DeliveryQueue {
+  public:
+    using Deque = std::deque<Delivery>;
+    bool empty() const { return !q_ || q_->empty(); }
+    size_t size() const { return q_ ? q_->size() : 0; }
+    Delivery &front() { return q_->front(); }
+    void push_back(Delivery &&d) {
+        if (!q_) {
+            q_ = std::make_unique<Deque>();
+        }
+        q_->push_back(std::move(d));
+    }
+    // Releases the storage once the queue runs dry.
+    void pop_front() {
+        q_->pop_front();
+        if (q_->empty()) {
+            q_.reset();
+        }
+    }
+    Deque::iterator begin() { return q_ ? q_->begin() : Deque::iterator{}; }
+    Deque::iterator end() { return q_ ? q_->end() : Deque::iterator{}; }
+    void erase(Deque::iterator it) {
+        q_->erase(it);
+        if (q_->empty()) {
+            q_.reset();
+        }
+    }
+
+  private:
+    std::unique_ptr<Deque> q_;
+};
+
 // An outgoing QoS 1/2 message that has a packet id and awaits its acknowledgement.
 struct Inflight {
     Delivery delivery;
     bool released = false; // QoS 2: PUBREC received and PUBREL sent, awaiting PUBCOMP
+};
+
+// The outgoing QoS 1/2 messages awaiting acknowledgement, by packet id and in send order
+// (for redelivery). Allocates nothing while empty, like DeliveryQueue.
+class InflightWindow {
+  public:
+    size_t size() const { return d_ ? d_->by_id.size() : 0; }
+    bool contains(uint16_t id) const { return d_ && d_->by_id.count(id) != 0; }
+    Inflight *find(uint16_t id) {
+        if (!d_) {
+            return nullptr;
+        }
+        auto it = d_->by_id.find(id);
+        return it == d_->by_id.end() ? nullptr : &it->second;
+    }
+    void add(uint16_t id, Inflight &&m) {
+        if (!d_) {
+            d_ = std::make_unique<Data>();
+        }
+        d_->by_id.emplace(id, std::move(m));
+        d_->order.push_back(id);
+    }
+    void erase(uint16_t id) {
+        if (!d_ || d_->by_id.erase(id) == 0) {
+            return;
+        }
+        d_->order.erase(std::find(d_->order.begin(), d_->order.end(), id));
+        if (d_->by_id.empty()) {
+            d_.reset();
+        }
+    }
+    // Packet ids in the order their messages were first sent.
+    std::vector<uint16_t> ids_in_order() const { return d_ ? d_->order : std::vector<uint16_t>{}; }
+
+  private:
+    struct Data {
+        std::map<uint16_t, Inflight> by_id;
+        std::vector<uint16_t> order;
+    };
+    std::unique_ptr<Data> d_;
+};
+
+// Inbound QoS 2 packet ids that got PUBREC and await PUBREL [MQTT-4.3.3-10]. Allocates
+// nothing while empty.
+class PacketIdSet {
+  public:
+    bool contains(uint16_t id) const { return s_ && s_->count(id) != 0; }
+    void insert(uint16_t id) {
+        if (!s_) {
+            s_ = std::make_unique<std::set<uint16_t>>();
+        }
+        s_->insert(id);
+    }
+    // Returns whether `id` was present.
+    bool erase(uint16_t id) {
+        if (!s_ || s_->erase(id) == 0) {
+            return false;
+        }
+        if (s_->empty()) {
+            s_.reset();
+        }
+        return true;
+    }
+
+  private:
+    std::unique_ptr<std::set<uint16_t>> s_;
 };
 
 class Session {
@@ -50,11 +152,10 @@ class Session {
     uint64_t expires_at_ms = 0;
 
     std::map<std::string, SubscriptionOptions> subscriptions; // by filter
-    std::deque<Delivery> queue;                               // not yet sent, in order
-    std::map<uint16_t, Inflight> inflight;                    // sent, by packet id
-    std::vector<uint16_t> inflight_order;                     // packet ids in send order
-    std::set<uint16_t> inbound_qos2;                          // PUBREC sent, awaiting PUBREL
-    std::optional<mqtt::Will> will;
+    DeliveryQueue queue;                                      // not yet sent, in order
+    InflightWindow inflight;                                  // sent, awaiting their acks
+    PacketIdSet inbound_qos2;                                 // PUBREC sent, awaiting PUBREL
+    std::unique_ptr<mqtt::Will> will;                         // held apart: most sessions have none
     // Loop-clock ms at which a detached session's will is due (5.0 Will Delay Interval);
     // 0 when no will is pending.
     uint64_t will_at_ms = 0;

@@ -5,6 +5,7 @@
 
 #include "topic.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <string_view>
 
@@ -867,7 +868,12 @@ void encode_publish_ref(const PublishRef &p, Version v, std::vector<uint8_t> &ou
         const size_t n = properties_size(props, extra);
         remaining += vbi_size(static_cast<uint32_t>(n)) + n;
     }
-    out.reserve(out.size() + 5 + remaining - (include_payload ? 0 : p.payload.size()));
+    // Grow geometrically: an exact reserve per packet would copy a long output buffer on
+    // every append.
+    const size_t need = out.size() + 5 + remaining - (include_payload ? 0 : p.payload.size());
+    if (out.capacity() < need) {
+        out.reserve(std::max(need, out.capacity() * 2));
+    }
     put_u8(out,
            static_cast<uint8_t>(0x30 | (p.dup ? 0x08 : 0) | (p.qos << 1) | (p.retain ? 1 : 0)));
     put_vbi(out, static_cast<uint32_t>(remaining));

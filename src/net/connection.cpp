@@ -11,6 +11,8 @@ constexpr size_t kReadChunk = 64 * 1024;
 // Output buffers larger than this are released after a write instead of kept for reuse,
 // so one burst does not pin memory for an idle connection.
 constexpr size_t kKeepCapacity = 16 * 1024;
+// Smaller buffers are not worth keeping between writes.
+constexpr size_t kReuseCapacity = 256;
 // Payloads at least this large are written by reference to the shared message.
 constexpr size_t kSharedPayloadMin = 1024;
 } // namespace
@@ -22,7 +24,6 @@ Connection::Connection(uv_loop_t &loop, uint64_t id, broker::Broker &broker, Con
       max_packet_size_(max_packet_size), buffer_limit_(buffer_limit) {
     uv_tcp_init(&loop, &handle_);
     handle_.data = this;
-    write_req_.data = this;
 }
 
 Connection::~Connection() {
@@ -203,27 +204,34 @@ void Connection::mark_dirty() {
 
 void Connection::flush() {
     dirty_ = false;
-    if (write_in_flight_ || out_.empty() || state_ == State::closing || state_ == State::closed) {
+    if (write_ || out_.empty() || state_ == State::closing || state_ == State::closed) {
         return;
     }
-    writing_.swap(out_);
-    write_in_flight_ = true;
-    writing_.to_bufs(write_bufs_);
+    write_ = std::make_unique<WriteRequest>();
+    write_->req.data = this;
+    write_->data.swap(out_);
+    write_->data.to_bufs(write_->bufs);
     const int rc =
-        uv_write(&write_req_, reinterpret_cast<uv_stream_t *>(&handle_), write_bufs_.data(),
-                 static_cast<unsigned>(write_bufs_.size()), [](uv_write_t *req, int status) {
+        uv_write(&write_->req, reinterpret_cast<uv_stream_t *>(&handle_), write_->bufs.data(),
+                 static_cast<unsigned>(write_->bufs.size()), [](uv_write_t *req, int status) {
                      static_cast<Connection *>(req->data)->on_write_done(status);
                  });
     if (rc != 0) {
-        write_in_flight_ = false;
+        write_.reset();
         log_.debug("connection %" PRIu64 ": write failed: %s", id_, uv_err_name(rc));
         close_handle();
     }
 }
 
 void Connection::on_write_done(int status) {
-    write_in_flight_ = false;
-    writing_.clear(kKeepCapacity);
+    std::unique_ptr<WriteRequest> done = std::move(write_);
+    // A busy connection reuses the finished buffer for its next turn; an idle one keeps
+    // nothing.
+    done->data.clear(kKeepCapacity);
+    if (out_.empty() && done->data.bytes().capacity() >= kReuseCapacity) {
+        out_.swap(done->data);
+    }
+    done.reset();
     if (status < 0) {
         log_.debug("connection %" PRIu64 ": write error %s", id_, uv_err_name(status));
         close_handle();
@@ -250,7 +258,7 @@ void Connection::close() {
     }
     state_ = State::draining;
     uv_read_stop(reinterpret_cast<uv_stream_t *>(&handle_));
-    if (!write_in_flight_) {
+    if (!write_) {
         if (out_.empty()) {
             close_handle();
         } else {

@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace ferrymq::net {
@@ -68,7 +69,9 @@ class Connection final : public broker::Link {
     const broker::ListenerPolicy &policy() const override { return policy_; }
     void send(const mqtt::Packet &packet) override;
     bool send_publish(const mqtt::PublishRef &publish, const broker::MessagePtr &message) override;
-    size_t pending_bytes() const override { return out_.size() + writing_.size(); }
+    // Bytes the kernel has not accepted yet: this turn's output plus what libuv still
+    // holds of the write in flight (not the part already sent).
+    size_t pending_bytes() const override { return out_.size() + handle_.write_queue_size; }
     void set_version(mqtt::Version version) override { version_ = version; }
     void set_keep_alive(uint16_t seconds) override { keep_alive_ms_ = uint64_t{seconds} * 1000; }
     void set_max_outgoing_packet(uint32_t bytes) override { max_outgoing_ = bytes; }
@@ -86,7 +89,14 @@ class Connection final : public broker::Link {
     void mark_dirty();
 
     uv_tcp_t handle_{};
-    uv_write_t write_req_{};
+    // One write in flight: the request and everything its buffers point at, released
+    // together by the write callback. Allocated per write so idle connections carry none.
+    struct WriteRequest {
+        uv_write_t req{};
+        OutputBuffer data;
+        std::vector<uv_buf_t> bufs;
+    };
+    std::unique_ptr<WriteRequest> write_; // set while a write is in flight
     uint64_t id_;
     broker::Broker &broker_;
     ConnectionOwner &owner_;
@@ -99,15 +109,12 @@ class Connection final : public broker::Link {
     uint64_t opened_ms_ = 0;
     uint64_t last_packet_ms_ = 0;
     uint64_t keep_alive_ms_ = 0;
-    bool dirty_ = false;    // queued in the owner's flush list
-    bool paused_ = false;   // reading stopped for backpressure
-    uint32_t buffer_limit_; // unsent output bytes above which reading pauses
-    bool write_in_flight_ = false;
+    bool dirty_ = false;      // queued in the owner's flush list
+    bool paused_ = false;     // reading stopped for backpressure
+    uint32_t buffer_limit_;   // unsent output bytes above which reading pauses
     std::vector<uint8_t> in_; // a partial frame (or frames left by a pause); [0, in_end_) valid
     size_t in_end_ = 0;
-    OutputBuffer out_;     // encoded this turn, not yet written
-    OutputBuffer writing_; // owned by the write in flight until its callback
-    std::vector<uv_buf_t> write_bufs_;
+    OutputBuffer out_; // encoded this turn, not yet written
 };
 
 } // namespace ferrymq::net

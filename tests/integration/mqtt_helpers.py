@@ -4,9 +4,14 @@
 - RawClient: a small MQTT client over a plain socket that builds every packet byte by byte
   and parses what the broker sends, for what a real client library cannot express: exact
   bytes, a PUBLISH never acknowledged, a resent PUBLISH with DUP, a socket dropped between
-  PUBREC and PUBREL, the CONNACK or DISCONNECT before a close. Its barrier() and the
-  module's flush() replace sleeps: a PINGREQ round trip shows the broker has handled
-  everything sent before it, so "nothing was delivered" can be checked without waiting.
+  PUBREC and PUBREL, the CONNACK or DISCONNECT before a close, a frame that breaks a limit
+  or the codec. Its barrier() and the module's flush() replace sleeps: a PINGREQ round trip
+  shows the broker has handled everything sent before it, so "nothing was delivered" can be
+  checked without waiting. It is also a context manager that closes its socket.
+- Packet builders (`connect_packet`, `publish_packet`, ...) return the bytes of one whole
+  packet for MQTT 3.1, 3.1.1 or 5.0; `parse_packet` parses one the broker sent, and
+  `FrameParser` cuts a byte stream into parsed packets without blocking, so a selector loop
+  over thousands of sockets can use it as well as RawClient.
 - PahoClient: paho-mqtt 1.6 (Debian's python3-paho-mqtt, 1.x callback API) in a network
   thread that never reconnects behind the test's back; every wait is on a threading.Event,
   Condition or queue.Queue with a timeout.
@@ -125,6 +130,7 @@ class Reason:
     KEEP_ALIVE_TIMEOUT = 0x8D
     SESSION_TAKEN_OVER = 0x8E
     PACKET_IDENTIFIER_NOT_FOUND = 0x92
+    PACKET_TOO_LARGE = 0x95
     QOS_NOT_SUPPORTED = 0x9B
 
 
@@ -180,9 +186,14 @@ def properties(props):
     return varint(len(body)) + bytes(body)
 
 
+def fixed_header(first_byte, remaining_length):
+    """Just the fixed header of a packet, e.g. to announce a body that never comes."""
+    return bytes([first_byte]) + varint(remaining_length)
+
+
 def frame(first_byte, body):
     """A whole control packet: fixed header (type and flags, remaining length) and body."""
-    return bytes([first_byte]) + varint(len(body)) + bytes(body)
+    return fixed_header(first_byte, len(body)) + bytes(body)
 
 
 @dataclass
@@ -231,6 +242,24 @@ def publish_packet(topic, payload=b"", qos=0, packet_id=None, retain=False, dup=
         body += properties(props)
     body += payload.encode() if isinstance(payload, str) else bytes(payload)
     return frame(first, body)
+
+
+def publish_size(topic, payload_length, qos=0, version=V311):
+    """The total size of a PUBLISH built by publish_packet() without properties."""
+    remaining = 2 + len(topic.encode()) + (2 if qos else 0) + (1 if version == V5 else 0)
+    remaining += payload_length
+    return 1 + len(varint(remaining)) + remaining
+
+
+def payload_length_for(topic, total, qos=0, version=V311):
+    """The payload length that makes a PUBLISH built by publish_packet() without
+    properties exactly `total` bytes."""
+    length = total - publish_size(topic, 0, qos, version)
+    while length > 0 and publish_size(topic, length, qos, version) > total:
+        length -= 1
+    if publish_size(topic, length, qos, version) != total:
+        raise ValueError(f"no PUBLISH on {topic!r} is exactly {total} bytes")
+    return length
 
 
 def ack_packet(ptype, packet_id, version=V311, reason=None):
@@ -396,8 +425,12 @@ def parse_packet(raw, version):
         assert flags & 0xFE == 0, f"reserved CONNACK flags set [MQTT-3.2.2-1]: {p.raw.hex()}"
         p.session_present = bool(flags & 1)
         p.reason = r.u8()
-        if v5 and r.left():
-            p.properties = r.properties()
+        if v5:
+            # Properties are mandatory in 5.0; the one exception is the 3.1.1-form refusal
+            # (return code 1) of a protocol level the broker does not accept [MQTT-3.1.2-2].
+            assert r.left() or p.reason == 0x01, f"5.0 CONNACK without properties: {p.raw.hex()}"
+            if r.left():
+                p.properties = r.properties()
     elif p.type == PUBLISH:
         p.dup = bool(p.flags & 0x08)
         p.qos = (p.flags >> 1) & 0x03
@@ -443,8 +476,40 @@ def _split_frame(buffer):
     return None
 
 
+class FrameParser:
+    """Cuts the byte stream of one connection in protocol `version` into parsed Packets. It
+    never blocks: bytes go into `buffer` (or feed()), and a partial packet stays there until
+    the rest arrives."""
+
+    def __init__(self, version=V311):
+        self.version = version
+        self.buffer = bytearray()
+
+    def next_packet(self):
+        """Takes the first whole packet out of the buffer and parses it; None if there is
+        none yet."""
+        length = _split_frame(self.buffer)
+        if length is None:
+            return None
+        raw = bytes(self.buffer[:length])
+        del self.buffer[:length]
+        return parse_packet(raw, self.version)
+
+    def feed(self, data):
+        """Adds received bytes and returns every packet now complete."""
+        self.buffer += data
+        return list(iter(self.next_packet, None))
+
+
 class ConnectionClosed(AssertionError):
     """The broker closed the connection while the test waited for a packet."""
+
+
+class WaitTimeout(AssertionError):
+    """Nothing the test waited for came from the broker within the bounded wait.
+    RawClient.expect_closed() sets `packets` to what did come before the deadline."""
+
+    packets = ()
 
 
 # --- the raw client -----------------------------------------------------------------------
@@ -453,7 +518,8 @@ class ConnectionClosed(AssertionError):
 class RawClient:
     """One TCP connection to the broker, spoken to byte by byte. Every wait is bounded by
     `timeout` (or the per-call one). Packets read while waiting for another kind are kept
-    and returned, in order, by the next recv()."""
+    and returned, in order, by the next recv(). A context manager: leaving it closes the
+    socket."""
 
     def __init__(self, broker, version=V311, timeout=TIMEOUT, index=0, rcvbuf=None):
         self.broker = broker
@@ -467,46 +533,56 @@ class RawClient:
             host, port = broker.addresses[index]
             family = socket.AF_INET6 if ":" in host else socket.AF_INET
             self.sock = socket.socket(family, socket.SOCK_STREAM)
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-            self.sock.settimeout(timeout)
-            self.sock.connect((host, port))
+            try:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+                self.sock.settimeout(timeout)
+                self.sock.connect((host, port))
+            except BaseException:
+                self.sock.close()
+                raise
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buffer = bytearray()
+        self.frames = FrameParser(version)
         self.stash = deque()
-        self.closed_by_peer = False
+        self.closed_by_peer = None  # "eof" or "reset" once the broker has closed
         self.next_id = 1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
 
     # --- bytes --------------------------------------------------------------------------
 
     def send(self, data):
+        """Writes all of `data`; a broker that stops reading fails it after the timeout."""
+        self.sock.settimeout(self.timeout)
         self.sock.sendall(data)
 
     def _read_some(self, deadline, what):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise WaitTimeout(f"timed out waiting for {what}")
         self.sock.settimeout(remaining)
         try:
             data = self.sock.recv(65536)
         except socket.timeout:
-            raise AssertionError(f"timed out waiting for {what}") from None
-        except (ConnectionResetError, BrokenPipeError):
-            data = b""
+            raise WaitTimeout(f"timed out waiting for {what}") from None
+        except (ConnectionResetError, ConnectionAbortedError, BrokenPipeError):
+            self.closed_by_peer = "reset"
+            return b""
         if not data:
-            self.closed_by_peer = True
+            self.closed_by_peer = "eof"
         return data
 
     def _next_frame(self, deadline, what):
-        while True:
-            length = _split_frame(self.buffer)
-            if length is not None:
-                raw = bytes(self.buffer[:length])
-                del self.buffer[:length]
-                return parse_packet(raw, self.version)
+        while (p := self.frames.next_packet()) is None:
             if self.closed_by_peer:
                 raise ConnectionClosed(f"the broker closed the connection while the test "
                                        f"waited for {what}")
-            self.buffer += self._read_some(deadline, what)
+            self.frames.buffer += self._read_some(deadline, what)
+        return p
 
     def recv(self, timeout=None, what="a packet"):
         """The next packet from the broker."""
@@ -532,24 +608,24 @@ class RawClient:
 
     def expect_closed(self, timeout=None):
         """Waits until the broker closes the connection and returns the packets it sent
-        first (kept ones included)."""
-        packets = list(self.stash)
+        first (kept ones included); `closed_by_peer` then says how it closed. On timeout
+        the WaitTimeout carries the packets received so far."""
+        packets = list(self.stash) + self.frames.feed(b"")
         self.stash.clear()
         deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
-        while True:
-            length = _split_frame(self.buffer)
-            if length is not None:
-                packets.append(parse_packet(bytes(self.buffer[:length]), self.version))
-                del self.buffer[:length]
-                continue
-            if self.closed_by_peer:
-                assert not self.buffer, f"partial packet before the close: {self.buffer.hex()}"
-                return packets
-            self.buffer += self._read_some(deadline, "the connection to close")
+        while not self.closed_by_peer:
+            try:
+                packets += self.frames.feed(self._read_some(deadline, "the connection to close"))
+            except WaitTimeout as e:
+                e.packets = packets
+                raise
+        assert not self.frames.buffer, \
+            f"partial packet before the close: {self.frames.buffer.hex()}"
+        return packets
 
     def assert_open_for(self, seconds):
         """Checks that for `seconds` the broker neither sends anything nor closes."""
-        assert not self.stash and not self.buffer, f"unread packets: {list(self.stash)}"
+        assert not self.stash and not self.frames.buffer, f"unread packets: {list(self.stash)}"
         end = time.monotonic() + seconds
         while (remaining := end - time.monotonic()) > 0:
             readable, _, _ = select.select([self.sock], [], [], remaining)
@@ -636,12 +712,14 @@ class RawClient:
 
     def barrier(self, ack=True):
         """Sends PINGREQ and returns the PUBLISHes that arrive before the PINGRESP (acked
-        unless ack=False). The broker handles one connection's packets in order, so this
-        collects everything it had sent this client before reading the PINGREQ."""
+        unless ack=False), all within one timeout. The broker handles one connection's packets
+        in order, so this collects everything it had sent this client before reading the
+        PINGREQ."""
         self.send(PINGREQ_PACKET)
+        deadline = time.monotonic() + self.timeout
         got = []
         while True:
-            p = self.recv(what="PINGRESP")
+            p = self.recv(max(deadline - time.monotonic(), 0), what="PINGRESP")
             if p.type == PINGRESP:
                 return got
             assert p.type == PUBLISH, f"expected PUBLISH or PINGRESP, got {p}"

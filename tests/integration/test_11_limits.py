@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 """11 limits: the `limits:` keys of the configuration as a client meets them, over real
-sockets with the raw client (raw_mqtt.py), in 3.1.1 and 5.0 where the limit applies to both.
+sockets with the raw client (mqtt_helpers.RawClient), in 3.1.1 and 5.0 where the limit
+applies to both.
 
 - max_connections: connections past the limit are closed at accept (src/app/server.cpp).
 - max_packet_size: an inbound packet is refused from its fixed header (src/net/connection.cpp);
@@ -16,10 +17,11 @@ import contextlib
 
 import pytest
 
-import raw_mqtt as mqtt
-from raw_mqtt import RawClient
+from mqtt_helpers import (DISCONNECT, PUBACK, PUBCOMP, PUBREC, PUBREL, V311, V5, Prop,
+                          RawClient, Reason, WaitTimeout, ack_packet, connect_packet,
+                          fixed_header, payload_length_for, persistent, publish_packet)
 
-VERSIONS = [pytest.param(4, id="3.1.1"), pytest.param(5, id="5.0")]
+VERSIONS = [pytest.param(V311, id="3.1.1"), pytest.param(V5, id="5.0")]
 
 KIB = 1024
 MIB = 1024 * 1024
@@ -33,7 +35,7 @@ def limits_config(**limits):
 
 def open_client(broker, version, client_id, **connect_args):
     """A raw client connected (CONNACK 0 received) as `client_id`."""
-    client = RawClient.open(broker.addresses[0], version)
+    client = RawClient(broker, version)
     try:
         client.connect(client_id, **connect_args)
     except BaseException:
@@ -45,14 +47,14 @@ def open_client(broker, version, client_id, **connect_args):
 def persistent_args(version, resume=False):
     """CONNECT arguments for a session that outlives the connection: clean session 0 in
     3.1.1; in 5.0 a Session Expiry Interval, with Clean Start only the first time."""
-    if version == 5:
-        return dict(clean=not resume, props={mqtt.SESSION_EXPIRY_INTERVAL: 300})
-    return dict(clean=False)
+    return persistent(version, clean=version == V5 and not resume)
 
 
-def publishes(packets, version):
-    """Parses packets that must all be PUBLISH."""
-    return [mqtt.parse_publish(p, version) for p in packets]
+def subscribe(client, topic_filter, qos):
+    """Subscribes to one filter and returns the SUBACK, which must grant `qos`."""
+    ack = client.subscribe(topic_filter, qos)
+    assert ack.reasons == [qos], f"{ack} for QoS {qos}"
+    return ack
 
 
 def payloads(messages):
@@ -85,26 +87,26 @@ def test_max_connections_closes_the_next_connection_at_once(start_broker, versio
         clients = [stack.enter_context(open_client(broker, version, f"c{i}")) for i in range(5)]
 
         mark = broker.log_mark()
-        extra = stack.enter_context(RawClient.open(broker.addresses[0], version))
+        extra = stack.enter_context(RawClient(broker, version))
         broker.wait_for_log(r"connection on \S+ refused: 5 connections open \(limit 5\)",
                             since=mark)
         try:
-            extra.send(mqtt.connect("c5", version))
+            extra.send(connect_packet("c5", version))
         except OSError:
             pass  # already reset: refused before the CONNECT arrived
-        packets, _ = extra.read_until_closed()
+        packets = extra.expect_closed()
         assert packets == [], "the refused connection must get no CONNACK"
 
         # The five are untouched.
         for client in clients:
-            assert client.sync() == []
+            assert client.barrier() == []
 
         # A slot freed by a normal DISCONNECT is available again.
-        clients[0].disconnect()
+        assert clients[0].disconnect() == []
         newcomer = stack.enter_context(open_client(broker, version, "c6"))
-        assert newcomer.sync() == []
+        assert newcomer.barrier() == []
         for client in clients[1:]:
-            assert client.sync() == []
+            assert client.barrier() == []
 
 
 # --- max_packet_size, inbound --------------------------------------------------------------
@@ -114,16 +116,16 @@ def test_max_connections_closes_the_next_connection_at_once(start_broker, versio
 def test_inbound_packet_of_exactly_max_packet_size_is_accepted(start_broker, version):
     broker = start_broker(config_text=limits_config(max_packet_size=1024))
     with open_client(broker, version, "sub") as sub, \
-            RawClient.open(broker.addresses[0], version) as pub:
+            RawClient(broker, version) as pub:
         ack = pub.connect("pub")
         if version == 5:
-            assert ack.properties.get(mqtt.MAXIMUM_PACKET_SIZE) == 1024
-        sub.subscribe("size/#", 1)
-        payload_length = mqtt.payload_length_for("size/a", 1024, 1, version)
+            assert ack.properties.get(Prop.MAXIMUM_PACKET_SIZE) == 1024
+        subscribe(sub, "size/#", 1)
+        payload_length = payload_length_for("size/a", 1024, 1, version)
         pub.publish("size/a", b"x" * payload_length, qos=1)
-        (message,) = publishes(sub.sync(), version)
+        (message,) = sub.barrier(ack=False)
         assert len(message.payload) == payload_length
-        assert pub.sync() == []
+        assert pub.barrier() == []
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -132,31 +134,33 @@ def test_inbound_packet_too_large_is_refused_from_its_fixed_header(start_broker,
     without waiting for a body it would have to buffer."""
     broker = start_broker(config_text=limits_config(max_packet_size=1024))
     with open_client(broker, version, "sub") as sub, open_client(broker, version, "pub") as pub:
-        sub.subscribe("size/#", 0)
-        header = mqtt.fixed_header(0x30, 2000 - 3)
+        subscribe(sub, "size/#", 0)
+        header = fixed_header(0x30, 2000 - 3)
         assert len(header) + 2000 - 3 == 2000
         pub.send(header)
-        packets, _ = pub.read_until_closed()
+        packets = pub.expect_closed()
         if version == 5:
-            assert [mqtt.parse_disconnect(p).reason for p in packets] == [mqtt.PACKET_TOO_LARGE]
+            assert [(p.type, p.reason) for p in packets] == \
+                [(DISCONNECT, Reason.PACKET_TOO_LARGE)]
         else:
             assert packets == []
-        assert sub.sync() == []
+        assert sub.barrier() == []
 
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_inbound_packet_one_byte_over_max_packet_size_is_refused(start_broker, version):
     broker = start_broker(config_text=limits_config(max_packet_size=1024))
     with open_client(broker, version, "sub") as sub, open_client(broker, version, "pub") as pub:
-        sub.subscribe("size/#", 0)
-        payload_length = mqtt.payload_length_for("size/a", 1025, 0, version)
-        pub.send(mqtt.publish("size/a", b"x" * payload_length, version=version))
-        packets, _ = pub.read_until_closed()
+        subscribe(sub, "size/#", 0)
+        payload_length = payload_length_for("size/a", 1025, 0, version)
+        pub.send(publish_packet("size/a", b"x" * payload_length, version=version))
+        packets = pub.expect_closed()
         if version == 5:
-            assert [mqtt.parse_disconnect(p).reason for p in packets] == [mqtt.PACKET_TOO_LARGE]
+            assert [(p.type, p.reason) for p in packets] == \
+                [(DISCONNECT, Reason.PACKET_TOO_LARGE)]
         else:
             assert packets == []
-        assert sub.sync() == [], "the refused PUBLISH must not be routed"
+        assert sub.barrier() == [], "the refused PUBLISH must not be routed"
 
 
 # --- Maximum Packet Size of a 5.0 client, outbound ------------------------------------------
@@ -166,10 +170,10 @@ def test_outbound_publish_larger_than_client_maximum_packet_size_is_dropped(star
     broker = start_broker()
     limit = 128
     topic = "big/t"
-    with RawClient.open(broker.addresses[0], 5) as sub, open_client(broker, 4, "pub") as pub:
-        sub.connect("sub", props={mqtt.MAXIMUM_PACKET_SIZE: limit})
-        sub.subscribe("big/#", 1)
-        fits = {qos: mqtt.payload_length_for(topic, limit, qos, 5) for qos in (0, 1)}
+    with RawClient(broker, 5) as sub, open_client(broker, 4, "pub") as pub:
+        sub.connect("sub", props={Prop.MAXIMUM_PACKET_SIZE: limit})
+        subscribe(sub, "big/#", 1)
+        fits = {qos: payload_length_for(topic, limit, qos, 5) for qos in (0, 1)}
         sent = []
         for qos in (0, 1):
             # One byte over the client's limit in the layout it would receive, then exactly
@@ -178,12 +182,12 @@ def test_outbound_publish_larger_than_client_maximum_packet_size_is_dropped(star
             pub.publish(topic, b"F" * fits[qos], qos=qos)
             pub.publish(topic, f"small {qos}", qos=qos)
             sent += [(qos, b"F" * fits[qos]), (qos, f"small {qos}".encode())]
-        received = publishes(sub.sync(), 5)
+        received = sub.barrier(ack=False)
         assert [(m.qos, m.payload) for m in received] == sent
         for message in received:
             if message.qos:
-                sub.send(mqtt.ack(mqtt.PUBACK, message.packet_id, 5))
-        assert sub.sync() == [], "a dropped QoS 1 message must not be sent later"
+                sub.send(ack_packet(PUBACK, message.packet_id, 5))
+        assert sub.barrier() == [], "a dropped QoS 1 message must not be sent later"
 
 
 def test_message_in_flight_too_large_for_the_resumed_connection_is_discarded(start_broker):
@@ -192,19 +196,19 @@ def test_message_in_flight_too_large_for_the_resumed_connection_is_discarded(sta
     broker = start_broker()
     with open_client(broker, 4, "pub") as pub:
         with open_client(broker, 5, "sub", **persistent_args(5)) as sub:
-            sub.subscribe("big/#", 1)
+            subscribe(sub, "big/#", 1)
             pub.publish("big/t", b"B" * 500, qos=1)
-            (big,) = publishes(sub.sync(), 5)
+            (big,) = sub.barrier(ack=False)
             assert len(big.payload) == 500
         # Gone without acknowledging it; back with room for small packets and one at a time.
-        with RawClient.open(broker.addresses[0], 5) as sub:
+        with RawClient(broker, 5) as sub:
             ack = sub.connect("sub", clean=False,
-                              props={mqtt.SESSION_EXPIRY_INTERVAL: 300,
-                                     mqtt.MAXIMUM_PACKET_SIZE: 128, mqtt.RECEIVE_MAXIMUM: 1})
+                              props={Prop.SESSION_EXPIRY_INTERVAL: 300,
+                                     Prop.MAXIMUM_PACKET_SIZE: 128, Prop.RECEIVE_MAXIMUM: 1})
             assert ack.session_present
-            assert sub.sync() == [], "the 500-byte message must not be resent"
+            assert sub.barrier() == [], "the 500-byte message must not be resent"
             pub.publish("big/t", "small", qos=1)
-            assert payloads(publishes(sub.sync(), 5)) == ["small"]
+            assert payloads(sub.barrier(ack=False)) == ["small"]
 
 
 # --- max_inflight and Receive Maximum ------------------------------------------------------
@@ -215,26 +219,26 @@ def check_send_window(sub, pub, version, qos, window, total=20):
     `window` arrive; completing one acknowledgement lets exactly one more through."""
     for i in range(total):
         pub.publish("win/t", f"m{i}", qos=qos)
-    first = publishes(sub.sync(), version)
+    first = sub.barrier(ack=False)
     assert payloads(first) == [f"m{i}" for i in range(window)]
     assert all(m.qos == qos and not m.dup for m in first)
     assert len({m.packet_id for m in first}) == window
     # The messages in flight stay in flight: nothing else comes.
-    assert sub.sync() == []
+    assert sub.barrier() == []
 
     if qos == 1:
-        sub.send(mqtt.ack(mqtt.PUBACK, first[0].packet_id, version))
+        sub.send(ack_packet(PUBACK, first[0].packet_id, version))
     else:
         # PUBREC alone does not free the slot: the message is in flight until PUBCOMP.
-        sub.send(mqtt.ack(mqtt.PUBREC, first[0].packet_id, version))
-        (pubrel,) = sub.sync()
-        assert pubrel.type == mqtt.PUBREL
-        assert mqtt.parse_ack(pubrel) == (first[0].packet_id, mqtt.SUCCESS)
-        sub.send(mqtt.ack(mqtt.PUBCOMP, first[0].packet_id, version))
-    more = publishes(sub.sync(), version)
+        sub.send(ack_packet(PUBREC, first[0].packet_id, version))
+        pubrel = sub.expect(PUBREL)
+        assert (pubrel.packet_id, pubrel.reason) == (first[0].packet_id, Reason.SUCCESS)
+        assert sub.barrier(ack=False) == [], "only the PUBREL may come"
+        sub.send(ack_packet(PUBCOMP, first[0].packet_id, version))
+    more = sub.barrier(ack=False)
     assert payloads(more) == [f"m{window}"]
     assert more[0].packet_id not in {m.packet_id for m in first[1:]}
-    assert sub.sync() == []
+    assert sub.barrier() == []
 
 
 @pytest.mark.parametrize("qos", [1, 2])
@@ -242,16 +246,16 @@ def check_send_window(sub, pub, version, qos, window, total=20):
 def test_max_inflight_bounds_unacknowledged_messages(start_broker, version, qos):
     broker = start_broker(config_text=limits_config(max_inflight=5))
     with open_client(broker, version, "sub") as sub, open_client(broker, 4, "pub") as pub:
-        sub.subscribe("win/#", qos)
+        subscribe(sub, "win/#", qos)
         check_send_window(sub, pub, version, qos, window=5)
 
 
 @pytest.mark.parametrize("qos", [1, 2])
 def test_receive_maximum_of_a_5_0_client_is_honoured(start_broker, qos):
     broker = start_broker(config_text=limits_config(max_inflight=5))
-    with open_client(broker, 5, "sub", props={mqtt.RECEIVE_MAXIMUM: 2}) as sub, \
+    with open_client(broker, 5, "sub", props={Prop.RECEIVE_MAXIMUM: 2}) as sub, \
             open_client(broker, 4, "pub") as pub:
-        sub.subscribe("win/#", qos)
+        subscribe(sub, "win/#", qos)
         check_send_window(sub, pub, 5, qos, window=2)
 
 
@@ -262,21 +266,21 @@ def test_receive_maximum_of_a_5_0_client_is_honoured(start_broker, qos):
 def test_offline_session_keeps_the_newest_max_queued_messages(start_broker, version):
     broker = start_broker(config_text=limits_config(max_queued_messages=10))
     with open_client(broker, version, "sub", **persistent_args(version)) as sub:
-        sub.subscribe("queue/#", 1)
-        sub.disconnect()
+        subscribe(sub, "queue/#", 1)
+        assert sub.disconnect() == []
     with open_client(broker, 4, "pub") as pub:
         for i in range(15):
             pub.publish("queue/t", f"m{i}", qos=1)
 
-    with RawClient.open(broker.addresses[0], version) as sub:
+    with RawClient(broker, version) as sub:
         ack = sub.connect("sub", **persistent_args(version, resume=True))
         assert ack.session_present
-        received = publishes(sub.sync(), version)
+        received = sub.barrier(ack=False)
         assert payloads(received) == [f"m{i}" for i in range(5, 15)]
         assert all(m.qos == 1 for m in received)
         for message in received:
-            sub.send(mqtt.ack(mqtt.PUBACK, message.packet_id, version))
-        assert sub.sync() == []
+            sub.send(ack_packet(PUBACK, message.packet_id, version))
+        assert sub.barrier() == []
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -286,7 +290,7 @@ def test_full_queue_drops_qos0_first_then_the_oldest(start_broker, version):
     evicts a queued QoS 0 message, and only when none is left the oldest message."""
     broker = start_broker(config_text=limits_config(max_queued_messages=10, max_inflight=5))
     with open_client(broker, version, "sub") as sub, open_client(broker, 4, "pub") as pub:
-        sub.subscribe("queue/#", 1)
+        subscribe(sub, "queue/#", 1)
         for i in range(5):
             pub.publish("queue/t", f"a{i}", qos=1)  # fills the window
         for i in range(5):
@@ -296,12 +300,12 @@ def test_full_queue_drops_qos0_first_then_the_oldest(start_broker, version):
         for i in range(5, 12):
             pub.publish("queue/t", f"b{i}", qos=1)  # b8..b11 overflow the queue of 10
 
-        received = publishes(sub.sync(), version)
+        received = sub.barrier(ack=False)
         assert payloads(received) == [f"a{i}" for i in range(5)]
         while True:
             for message in received:
-                sub.send(mqtt.ack(mqtt.PUBACK, message.packet_id, version))
-            batch = publishes(sub.sync(), version)
+                sub.send(ack_packet(PUBACK, message.packet_id, version))
+            batch = sub.barrier(ack=False)
             if not batch:
                 break
             received += batch
@@ -315,14 +319,14 @@ def test_full_queue_drops_qos0_first_then_the_oldest(start_broker, version):
 def test_offline_session_keeps_the_newest_max_queued_bytes(start_broker, version):
     broker = start_broker(config_text=limits_config(max_queued_bytes=1000))
     with open_client(broker, version, "sub", **persistent_args(version)) as sub:
-        sub.subscribe("queue/#", 1)
-        sub.disconnect()
+        subscribe(sub, "queue/#", 1)
+        assert sub.disconnect() == []
     with open_client(broker, 4, "pub") as pub:
         for i in range(5):
             pub.publish("queue/t", f"{i}".encode() * 300, qos=1)  # 300 payload bytes each
-    with RawClient.open(broker.addresses[0], version) as sub:
+    with RawClient(broker, version) as sub:
         assert sub.connect("sub", **persistent_args(version, resume=True)).session_present
-        received = publishes(sub.sync(), version)
+        received = sub.barrier(ack=False)
         # Three of 300 bytes fit in 1000: the newest three.
         assert [m.payload for m in received] == [f"{i}".encode() * 300 for i in (2, 3, 4)]
 
@@ -331,15 +335,15 @@ def test_offline_session_keeps_the_newest_max_queued_bytes(start_broker, version
 def test_message_larger_than_max_queued_bytes_does_not_evict_the_queue(start_broker, version):
     broker = start_broker(config_text=limits_config(max_queued_bytes=1000))
     with open_client(broker, version, "sub", **persistent_args(version)) as sub:
-        sub.subscribe("queue/#", 1)
-        sub.disconnect()
+        subscribe(sub, "queue/#", 1)
+        assert sub.disconnect() == []
     with open_client(broker, 4, "pub") as pub:
         for i in range(3):
             pub.publish("queue/t", f"m{i}", qos=1)
         pub.publish("queue/t", b"x" * 1001, qos=1)  # can never be queued
-    with RawClient.open(broker.addresses[0], version) as sub:
+    with RawClient(broker, version) as sub:
         assert sub.connect("sub", **persistent_args(version, resume=True)).session_present
-        received = publishes(sub.sync(), version)
+        received = sub.barrier(ack=False)
         assert payloads(received) == ["m0", "m1", "m2"]
 
 
@@ -365,14 +369,14 @@ def test_subscriber_that_never_reads_costs_bounded_memory(start_broker, version)
 
     payload = bytes(range(256)) * 256  # 64 KiB
     total = 50 * MIB
-    with RawClient.open(broker.addresses[0], version, rcvbuf=4096) as slow, \
+    with RawClient(broker, version, rcvbuf=4096) as slow, \
             open_client(broker, version, "live") as live, \
             open_client(broker, version, "pub") as pub:
         slow.connect("slow")
-        slow.subscribe("flood/#", 0)
-        live.subscribe("live/#", 0)
+        subscribe(slow, "flood/#", 0)
+        subscribe(live, "live/#", 0)
 
-        flood = mqtt.publish("flood/t", payload, version=version)
+        flood = publish_packet("flood/t", payload, version=version)
         sent = 0
         probes = 0
         while sent < total:
@@ -380,14 +384,14 @@ def test_subscriber_that_never_reads_costs_bounded_memory(start_broker, version)
             sent += len(payload)
             if sent % (4 * MIB) == 0:
                 # The other subscriber is served while the flood goes on.
-                pub.send(mqtt.publish("live/t", f"probe {probes}", version=version))
-                (probe,) = publishes([live.read_packet()], version)
+                pub.send(publish_packet("live/t", f"probe {probes}", version=version))
+                probe = live.receive()
                 assert probe.payload == f"probe {probes}".encode()
                 probes += 1
         # Every flood message has been read by the broker once the publisher's PINGRESP
         # comes back, so the peak below covers the whole flood.
-        assert pub.sync() == []
-        assert live.sync() == []
+        assert pub.barrier() == []
+        assert live.barrier() == []
         peak = proc_status_kib(broker.pid, "VmHWM") * KIB
         rss_end = proc_status_kib(broker.pid, "VmRSS") * KIB
         assert probes == total // (4 * MIB)
@@ -405,14 +409,14 @@ def test_stop_is_not_held_up_by_a_subscriber_that_never_reads(start_broker):
     # unsent bytes stay in the broker and not only in the kernel.
     broker = start_broker(config_text=limits_config(client_buffer_bytes=8 * MIB))
     payload = bytes(64 * KIB)
-    with RawClient.open(broker.addresses[0], 4, rcvbuf=4096) as slow, \
+    with RawClient(broker, 4, rcvbuf=4096) as slow, \
             open_client(broker, 4, "pub") as pub:
         slow.connect("slow")
-        slow.subscribe("flood/#", 0)
-        flood = mqtt.publish("flood/t", payload)
+        subscribe(slow, "flood/#", 0)
+        flood = publish_packet("flood/t", payload)
         for _ in range(256):  # 16 MiB
             pub.send(flood)
-        assert pub.sync() == []
+        assert pub.barrier() == []
         # The slow client's socket stays open and unread while the broker stops.
         assert broker.stop() == 0
 
@@ -425,23 +429,23 @@ def test_returning_subscriber_drains_its_queue_while_publishers_are_paused(start
     broker = start_broker(config_text=limits_config(max_pending_bytes=1 * MIB, max_inflight=1))
     for client_id in ("back", "away"):
         with open_client(broker, version, client_id, **persistent_args(version)) as sub:
-            sub.subscribe("pending/#", 1)
-            sub.disconnect()
+            subscribe(sub, "pending/#", 1)
+            assert sub.disconnect() == []
     payload = bytes(64 * KIB)
     count = 12  # 12 x 64 KiB x 2 sessions: the publisher is paused after about 9
-    with open_client(broker, 4, "pub") as pub, RawClient.open(broker.addresses[0], version) as sub:
+    with open_client(broker, 4, "pub") as pub, RawClient(broker, version) as sub:
         for i in range(count):
-            pub.send(mqtt.publish("pending/t", f"{i:02}".encode() + payload, 1, pub.packet_id()))
+            pub.publish("pending/t", f"{i:02}".encode() + payload, qos=1, complete=False)
         assert sub.connect("back", **persistent_args(version, resume=True)).session_present
         received = []
         while len(received) < count:
             try:
-                message = mqtt.parse_publish(sub.read_packet(), version)
-            except TimeoutError:
+                message = sub.receive(ack=False)
+            except WaitTimeout:
                 stalled = f"the returning subscriber stalled after {received}"
                 raise AssertionError(stalled) from None
             received.append(int(message.payload[:2]))
-            sub.send(mqtt.ack(mqtt.PUBACK, message.packet_id, version))
+            sub.send(ack_packet(PUBACK, message.packet_id, version))
         assert received == list(range(count))
-        acks = [mqtt.parse_ack(pub.expect(mqtt.PUBACK))[0] for _ in range(count)]
+        acks = [pub.expect(PUBACK).packet_id for _ in range(count)]
         assert acks == list(range(1, count + 1))

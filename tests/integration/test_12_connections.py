@@ -15,14 +15,14 @@ import time
 
 import pytest
 
-import raw_mqtt as mqtt
-from raw_mqtt import RawClient
+from mqtt_helpers import (CONNACK, PINGREQ_PACKET, PINGRESP, TIMEOUT, V311, V5, FrameParser,
+                          RawClient, Reason, connect_packet)
 
 CONNECTIONS = 10_000
 # Handshakes in progress at once: well below the broker's listen backlog of 511.
 IN_PROGRESS = 256
 # The bound on the whole open or close phase; generous for an ASan build on 2 cores.
-PHASE_TIMEOUT = max(mqtt.DEFAULT_TIMEOUT, 20.0)
+PHASE_TIMEOUT = max(TIMEOUT, 20.0)
 MIB = 1024 * 1024
 
 
@@ -56,6 +56,11 @@ def wait_until(predicate, timeout, what):
         if time.monotonic() > deadline:
             pytest.fail(f"{what}: still not true after {timeout}s")
         time.sleep(0.02)
+
+
+def swarm_version(index):
+    """The protocol level of the swarm's connection `index`: alternately 3.1.1 and 5.0."""
+    return V311 if index % 2 == 0 else V5
 
 
 def raise_own_fd_limit(needed):
@@ -95,9 +100,9 @@ class Swarm:
                 self.sockets.append(sock)
                 rc = sock.connect_ex(self.address)
                 assert rc in (0, errno.EINPROGRESS), f"connect #{started}: {os.strerror(rc)}"
-                version = 4 if started % 2 == 0 else 5
+                version = swarm_version(started)
                 state = {"index": started, "version": version, "step": "connecting",
-                         "parser": mqtt.FrameParser()}
+                         "parser": FrameParser(version)}
                 self.selector.register(sock, selectors.EVENT_WRITE, state)
                 started += 1
                 in_progress += 1
@@ -106,15 +111,16 @@ class Swarm:
                 if state["step"] == "connecting":
                     error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
                     assert error == 0, f"connection #{state['index']}: {os.strerror(error)}"
-                    sock.send(mqtt.connect(f"swarm-{state['index']}", state["version"]))
+                    sock.send(connect_packet(f"swarm-{state['index']}", state["version"]))
                     state["step"] = "connack"
                     self.selector.modify(sock, selectors.EVENT_READ, state)
                     continue
                 packets = self._receive(sock, state)
                 if packets:
                     assert len(packets) == 1, packets
-                    ack = mqtt.parse_connack(packets[0], state["version"])
-                    assert ack.reason == mqtt.SUCCESS, (state["index"], packets[0])
+                    ack = packets[0]
+                    assert (ack.type, ack.reason) == (CONNACK, Reason.SUCCESS), \
+                        (state["index"], ack)
                     self.selector.unregister(sock)
                     in_progress -= 1
                     done += 1
@@ -122,15 +128,15 @@ class Swarm:
     def ping(self, deadline):
         """Sends PINGREQ on every connection and waits for every PINGRESP."""
         for index, sock in enumerate(self.sockets):
-            sock.send(mqtt.pingreq())
+            sock.send(PINGREQ_PACKET)
             self.selector.register(sock, selectors.EVENT_READ,
-                                   {"index": index, "parser": mqtt.FrameParser()})
+                                   {"index": index, "parser": FrameParser(swarm_version(index))})
         waiting = len(self.sockets)
         while waiting:
             for key, _ in self._select(deadline, f"{waiting} PINGRESPs missing"):
                 packets = self._receive(key.fileobj, key.data)
                 if packets:
-                    assert [p.type for p in packets] == [mqtt.PINGRESP], packets
+                    assert [p.type for p in packets] == [PINGRESP], packets
                     self.selector.unregister(key.fileobj)
                     waiting -= 1
 
@@ -167,10 +173,10 @@ def settle(broker):
     """Returns once the broker has run a full loop turn after the closes it has seen: the
     registry drops closed connections at the start of the next turn (Server::flush_all),
     and a round trip on a new connection takes at least one."""
-    with RawClient.open(broker.addresses[0], 4) as probe:
+    with RawClient(broker, V311) as probe:
         probe.connect("settle")
-        assert probe.sync() == []
-        probe.disconnect()
+        assert probe.barrier() == []
+        assert probe.disconnect() == []
 
 
 def start_with_low_soft_limit(start_broker):

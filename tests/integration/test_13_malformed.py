@@ -36,9 +36,8 @@ from paho.mqtt.properties import Properties
 import pytest
 
 import ferrymq_harness as harness
-import raw_mqtt as mqtt
 from conftest import BrokerFactory
-from raw_mqtt import RawClient
+from mqtt_helpers import CONNACK, CONNECT, DISCONNECT, V31, V311, V5, RawClient, Reason, WaitTimeout
 
 UNIT_TESTS = Path(os.environ.get("FERRYMQ_UNIT_TESTS")
                   or harness.REPO_ROOT / "build" / "tests" / "unit_tests")
@@ -49,7 +48,7 @@ TABLE_MAX_PACKET_SIZE = 1024 * 1024
 # bystanders are still being served.
 WORKERS = 8
 BATCH = 32
-VERSION_NAMES = {3: "3.1", 4: "3.1.1", 5: "5.0"}
+VERSION_NAMES = {V31: "3.1", V311: "3.1.1", V5: "5.0"}
 
 # Cases (by name) where the broker's answer is known to differ from what the table and the
 # spec ask: each stays asserted as it should be and is marked xfail(strict) until fixed.
@@ -121,21 +120,22 @@ class Outcome:
     packets: list = field(default_factory=list)  # received after the frame (or the CONNECT)
     closed: str = None  # "eof" or "reset"; None if still open at the deadline
     setup_error: str = None  # the valid CONNECT before the frame failed
+    receive_error: str = None  # what came back could not be parsed
 
 
 def packet_type(case):
     return bytes.fromhex(case["hex"])[0] >> 4
 
 
-def send_case(address, index, case):
+def send_case(broker, index, case):
     frame = bytes.fromhex(case["hex"])
     version = case["version"]
     outcome = Outcome()
-    with RawClient.open(address, version) as client:
-        if packet_type(case) != mqtt.CONNECT:
+    with RawClient(broker, version) as client:
+        if packet_type(case) != CONNECT:
             try:
                 client.connect(f"malformed-{index}")
-            except (mqtt.Closed, TimeoutError, AssertionError) as e:
+            except AssertionError as e:  # closed, timed out or refused
                 outcome.setup_error = f"valid {VERSION_NAMES[version]} CONNECT failed: {e!r}"
                 return outcome
         try:
@@ -143,9 +143,12 @@ def send_case(address, index, case):
         except OSError:
             pass  # closed while sending; what came before the close is still read below
         try:
-            outcome.packets, outcome.closed = client.read_until_closed()
-        except TimeoutError as e:
+            outcome.packets = client.expect_closed()
+            outcome.closed = client.closed_by_peer
+        except WaitTimeout as e:
             outcome.packets = e.packets
+        except AssertionError as e:
+            outcome.receive_error = str(e)
     return outcome
 
 
@@ -294,7 +297,7 @@ def malformed_run(ferrymq_bin, tmp_path_factory):
                 # Every batch of malformed frames overlaps with bystander round trips.
                 marks = [b.round_trips() for b in bystanders]
                 batch = list(enumerate(cases))[start:start + BATCH]
-                futures = {case["name"]: pool.submit(send_case, address, i, case)
+                futures = {case["name"]: pool.submit(send_case, broker, i, case)
                            for i, case in batch}
                 outcomes.update((name, f.result()) for name, f in futures.items())
                 for bystander, mark in zip(bystanders, marks):
@@ -325,27 +328,27 @@ def check_connect_refused(case, outcome):
     reason = case["reason"]
     version = case["version"]
     raws = [p.raw for p in outcome.packets]
-    if reason == mqtt.UNSUPPORTED_PROTOCOL_VERSION:
+    if reason == Reason.UNSUPPORTED_PROTOCOL_VERSION:
         # The client's version is unknown, so the answer is in 3.1.1 form [MQTT-3.1.2-2].
         assert raws == [bytes([0x20, 0x02, 0x00, 0x01])], "expected CONNACK return code 1"
-    elif reason == mqtt.CLIENT_IDENTIFIER_NOT_VALID and version == 5:
+    elif reason == Reason.CLIENT_IDENTIFIER_NOT_VALID and version == 5:
         assert len(outcome.packets) == 1, "expected CONNACK 0x85"
-        ack = mqtt.parse_connack(outcome.packets[0], 5)
-        assert (ack.session_present, ack.reason) == (False, reason)
-    elif reason == mqtt.CLIENT_IDENTIFIER_NOT_VALID:
+        ack = outcome.packets[0]
+        assert (ack.type, ack.session_present, ack.reason) == (CONNACK, False, reason)
+    elif reason == Reason.CLIENT_IDENTIFIER_NOT_VALID:
         assert raws == [bytes([0x20, 0x02, 0x00, 0x02])], "expected CONNACK return code 2"
     elif outcome.packets:
         assert version == 5 and len(outcome.packets) == 1, "expected the close alone"
-        ack = mqtt.parse_connack(outcome.packets[0], 5)
-        assert (ack.session_present, ack.reason) == (False, reason), \
+        ack = outcome.packets[0]
+        assert (ack.type, ack.session_present, ack.reason) == (CONNACK, False, reason), \
             f"a 5.0 CONNACK may only carry 0x{reason:02X}"
 
 
 def check_connection_failed(case, outcome):
     """A malformed packet after a successful CONNECT."""
     if case["version"] == 5:
-        assert [p.type for p in outcome.packets] == [mqtt.DISCONNECT], "expected DISCONNECT"
-        got = mqtt.parse_disconnect(outcome.packets[0]).reason
+        assert [p.type for p in outcome.packets] == [DISCONNECT], "expected DISCONNECT"
+        got = outcome.packets[0].reason
         assert got == case["reason"], \
             f"DISCONNECT reason 0x{got:02X}, expected 0x{case['reason']:02X}"
     else:
@@ -357,9 +360,10 @@ def test_malformed_case(malformed_run, case):
         pytest.fail(case["error"])
     outcome = malformed_run.outcomes[case["name"]]
     assert outcome.setup_error is None, f"{case['name']}: {outcome.setup_error}"
+    assert outcome.receive_error is None, f"{case['name']}: {outcome.receive_error}"
     context = describe(case, outcome)
     try:
-        if packet_type(case) == mqtt.CONNECT:
+        if packet_type(case) == CONNECT:
             check_connect_refused(case, outcome)
         else:
             check_connection_failed(case, outcome)
@@ -380,10 +384,10 @@ def test_well_behaved_clients_are_unaffected(malformed_run):
     broker = malformed_run.broker
     assert broker.is_running(), broker.describe()
     assert broker.sanitizer_report() is None
-    with RawClient.open(broker.addresses[0], 5) as client:
+    with RawClient(broker, V5) as client:
         client.connect("after-the-table")
-        assert client.sync() == []
-        client.disconnect()
+        assert client.barrier() == []
+        assert client.disconnect() == []
 
 
 def test_every_case_was_sent(malformed_run):
