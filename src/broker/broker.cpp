@@ -65,6 +65,16 @@ void Broker::fail(Client &c, Reason reason, const char *what) {
     c.link->close();
 }
 
+void Broker::refuse(Client &c, Reason reason, const char *what) {
+    log_.info("refusing connection %" PRIu64 ": %s (0x%02X %s)", c.link->id(), what,
+              unsigned(reason), std::string(mqtt::reason_name(reason)).c_str());
+    mqtt::Connack ack;
+    ack.reason = reason;
+    c.link->send(ack); // 3.1/3.1.1: encoded as the nearest return code
+    c.closing = true;
+    c.link->close();
+}
+
 void Broker::on_packet(Link &link, mqtt::Packet &&packet, uint64_t now_ms) {
     now_ms_ = now_ms;
     auto it = clients_.find(link.id());
@@ -135,17 +145,14 @@ void Broker::on_decode_error(Link &link, const mqtt::Error &error, std::span<con
         const std::optional<Version> v = mqtt::peek_connect_version(frame);
         const bool answer = error.reason == Reason::unsupported_protocol_version ||
                             error.reason == Reason::client_identifier_not_valid;
-        if (answer) {
-            const Version reply =
-                (v == Version::v5 && error.reason != Reason::unsupported_protocol_version)
-                    ? Version::v5
-                    : Version::v311;
-            c.link->set_version(reply);
-            mqtt::Connack ack;
-            ack.reason = error.reason;
-            c.link->send(ack);
-        }
         ++stats_.protocol_errors;
+        if (answer) {
+            // 0x84 is answered in the 3.1.1 form every client version can read.
+            const bool v5 =
+                v == Version::v5 && error.reason != Reason::unsupported_protocol_version;
+            c.link->set_version(v5 ? Version::v5 : Version::v311);
+            return refuse(c, error.reason, error.what);
+        }
         log_.info("refusing connection %" PRIu64 ": %s (0x%02X)", link.id(), error.what,
                   unsigned(error.reason));
         c.closing = true;
@@ -182,11 +189,7 @@ void Broker::handle_connect(Client &c, mqtt::Connect &&connect, uint64_t now_ms)
     if (connect.will && connect.will->qos > settings_.max_qos) {
         if (v5) {
             // [MQTT-3.2.2-12]: a Will QoS above Maximum QoS is refused.
-            ack.reason = Reason::qos_not_supported;
-            c.link->send(ack);
-            c.closing = true;
-            c.link->close();
-            return;
+            return refuse(c, Reason::qos_not_supported, "Will QoS above the maximum");
         }
         connect.will->qos = settings_.max_qos;
     }
@@ -194,14 +197,12 @@ void Broker::handle_connect(Client &c, mqtt::Connect &&connect, uint64_t now_ms)
     // credentials, so it refuses everyone: no username is "not authorized", a username
     // is "bad user name or password" (3.1.1 return codes 5 and 4).
     if (!c.link->policy().allow_anonymous) {
-        ack.reason = connect.username ? Reason::bad_user_name_or_password : Reason::not_authorized;
-        log_.info("refusing connection %" PRIu64 ": %s", c.link->id(),
-                  connect.username ? "no password file to check the username against"
-                                   : "anonymous clients are not allowed on this listener");
-        c.link->send(ack);
-        c.closing = true;
-        c.link->close();
-        return;
+        if (connect.username) {
+            return refuse(c, Reason::bad_user_name_or_password,
+                          "no password file to check the username against");
+        }
+        return refuse(c, Reason::not_authorized,
+                      "anonymous clients are not allowed on this listener");
     }
     std::string client_id = std::move(connect.client_id);
     if (client_id.empty()) {

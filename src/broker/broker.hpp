@@ -118,6 +118,8 @@ class Broker {
     void handle_pubrel(Client &c, uint16_t packet_id);
     void handle_pubcomp(Client &c, uint16_t packet_id);
 
+    // Answers CONNECT with a refusing CONNACK (`reason`) and closes the connection.
+    void refuse(Client &c, mqtt::Reason reason, const char *what);
     // Ends the connection for a protocol violation: DISCONNECT with `reason` for 5.0,
     // a plain close for 3.1/3.1.1. The will is published.
     void fail(Client &c, mqtt::Reason reason, const char *what);
