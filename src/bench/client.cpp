@@ -9,7 +9,6 @@
 namespace ferrymq::bench {
 
 namespace {
-constexpr size_t kReadChunk = 64 * 1024;
 // Output buffers larger than this are released after a write, so that a burst does not pin
 // memory in each of 10,000 idle clients.
 constexpr size_t kKeepCapacity = 16 * 1024;
@@ -201,20 +200,8 @@ void Client::fail(const std::string &what) {
     close(false);
 }
 
-// Reads land in the owner's shared buffer while no partial frame is pending, so an idle
-// client holds no read buffer of its own.
 void Client::on_alloc(uv_buf_t *buf) {
-    if (in_end_ == 0) {
-        std::vector<uint8_t> &shared = owner_.read_buffer();
-        buf->base = reinterpret_cast<char *>(shared.data());
-        buf->len = shared.size();
-        return;
-    }
-    if (in_.size() - in_end_ < kReadChunk) {
-        in_.resize(in_end_ + kReadChunk);
-    }
-    buf->base = reinterpret_cast<char *>(in_.data() + in_end_);
-    buf->len = kReadChunk;
+    in_.alloc(owner_.read_buffer(), buf);
 }
 
 void Client::on_read(ssize_t nread, const uv_buf_t *buf) {
@@ -223,29 +210,9 @@ void Client::on_read(ssize_t nread, const uv_buf_t *buf) {
                              : std::string("read: ") + uv_err_name(int(nread)));
         return;
     }
-    if (nread == 0) {
-        return;
-    }
     const uint64_t recv_ns = uv_hrtime();
-    const auto *base = reinterpret_cast<const uint8_t *>(buf->base);
-    if (in_end_ == 0) {
-        const size_t used = consume({base, size_t(nread)}, recv_ns);
-        if (used < size_t(nread) && !failed_) {
-            in_.assign(base + used, base + nread);
-            in_end_ = in_.size();
-        }
-        return;
-    }
-    in_end_ += size_t(nread);
-    const size_t used = consume({in_.data(), in_end_}, recv_ns);
-    if (used == in_end_ || failed_) {
-        in_end_ = 0;
-        in_.clear();
-        in_.shrink_to_fit();
-    } else if (used > 0) {
-        std::memmove(in_.data(), in_.data() + used, in_end_ - used);
-        in_end_ -= used;
-    }
+    in_.on_read(buf, size_t(nread),
+                [this, recv_ns](std::span<const uint8_t> b) { return consume(b, recv_ns); });
 }
 
 // Hands every complete frame in `bytes` to handle(); returns the bytes consumed.

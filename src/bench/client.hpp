@@ -8,6 +8,8 @@
 
 #include "mqtt/codec.hpp"
 
+#include "net/read_buffer.hpp"
+
 #include <uv.h>
 
 #include <cstdint>
@@ -113,8 +115,7 @@ class Client final {
     uint16_t next_packet_id_ = 0;
     std::string client_id_;
     uint16_t keep_alive_ = 0;
-    std::vector<uint8_t> in_; // a partial frame carried over between reads
-    size_t in_end_ = 0;
+    net::ReadBuffer in_;           // bytes not yet cut into frames
     std::vector<uint8_t> out_;     // encoded this turn, not yet written
     std::vector<uint8_t> writing_; // owned by the write in flight
 };

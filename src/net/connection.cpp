@@ -7,7 +7,6 @@
 namespace ferrymq::net {
 
 namespace {
-constexpr size_t kReadChunk = 64 * 1024;
 // Output buffers larger than this are released after a write instead of kept for reuse,
 // so one burst does not pin memory for an idle connection.
 constexpr size_t kKeepCapacity = 16 * 1024;
@@ -70,31 +69,15 @@ void Connection::resume_reading() {
     }
     paused_ = false;
     // Frames that arrived before the pause are still in `in_`.
-    if (in_end_ != 0) {
-        const size_t used = consume({in_.data(), in_end_});
-        std::memmove(in_.data(), in_.data() + used, in_end_ - used);
-        in_end_ -= used;
-        if (paused_ || state_ != State::open) {
-            return;
-        }
+    in_.replay([this](std::span<const uint8_t> b) { return consume(b); });
+    if (paused_ || state_ != State::open) {
+        return;
     }
     start_reading();
 }
 
-// Reads land in the owner's shared buffer while no partial frame is pending, so an idle
-// connection holds no read buffer of its own; a partial frame is copied to `in_`.
 void Connection::on_alloc(size_t, uv_buf_t *buf) {
-    if (in_end_ == 0) {
-        std::vector<uint8_t> &shared = owner_.read_buffer();
-        buf->base = reinterpret_cast<char *>(shared.data());
-        buf->len = shared.size();
-        return;
-    }
-    if (in_.size() - in_end_ < kReadChunk) {
-        in_.resize(in_end_ + kReadChunk);
-    }
-    buf->base = reinterpret_cast<char *>(in_.data() + in_end_);
-    buf->len = kReadChunk;
+    in_.alloc(owner_.read_buffer(), buf);
 }
 
 void Connection::on_read(ssize_t nread, const uv_buf_t *buf) {
@@ -105,29 +88,7 @@ void Connection::on_read(ssize_t nread, const uv_buf_t *buf) {
         close_handle();
         return;
     }
-    if (nread == 0) {
-        return;
-    }
-    const auto *base = reinterpret_cast<const uint8_t *>(buf->base);
-    if (in_end_ == 0) {
-        const size_t used = consume({base, size_t(nread)});
-        if (used < size_t(nread) && state_ == State::open) {
-            // A partial frame, or whole frames left unread by a pause.
-            in_.assign(base + used, base + nread);
-            in_end_ = in_.size();
-        }
-        return;
-    }
-    in_end_ += size_t(nread);
-    const size_t used = consume({in_.data(), in_end_});
-    if (used == in_end_ || state_ != State::open) {
-        in_end_ = 0;
-        in_.clear();
-        in_.shrink_to_fit();
-    } else if (used > 0) {
-        std::memmove(in_.data(), in_.data() + used, in_end_ - used);
-        in_end_ -= used;
-    }
+    in_.on_read(buf, size_t(nread), [this](std::span<const uint8_t> b) { return consume(b); });
 }
 
 // Hands every complete frame in `bytes` to the broker; returns the bytes consumed.

@@ -8,6 +8,7 @@
 #include "broker/broker.hpp"
 #include "broker/link.hpp"
 #include "net/output_buffer.hpp"
+#include "net/read_buffer.hpp"
 #include "util/log.hpp"
 
 #include <uv.h>
@@ -109,12 +110,11 @@ class Connection final : public broker::Link {
     uint64_t opened_ms_ = 0;
     uint64_t last_packet_ms_ = 0;
     uint64_t keep_alive_ms_ = 0;
-    bool dirty_ = false;      // queued in the owner's flush list
-    bool paused_ = false;     // reading stopped for backpressure
-    uint32_t buffer_limit_;   // unsent output bytes above which reading pauses
-    std::vector<uint8_t> in_; // a partial frame (or frames left by a pause); [0, in_end_) valid
-    size_t in_end_ = 0;
-    OutputBuffer out_; // encoded this turn, not yet written
+    bool dirty_ = false;    // queued in the owner's flush list
+    bool paused_ = false;   // reading stopped for backpressure
+    uint32_t buffer_limit_; // unsent output bytes above which reading pauses
+    ReadBuffer in_;         // received bytes not yet cut into frames
+    OutputBuffer out_;      // encoded this turn, not yet written
 };
 
 } // namespace ferrymq::net
