@@ -50,6 +50,23 @@ constexpr size_t kTrimAfterClosed = 256;
 // How long a graceful stop waits for clients to take their last packets.
 constexpr uint64_t kStopGraceMs = 2000;
 
+// The broker's own name for a configured strategy (config/ does not depend on broker/).
+broker::ShareStrategy share_strategy(config::SharedStrategy strategy) {
+    switch (strategy) {
+    case config::SharedStrategy::round_robin:
+        return broker::ShareStrategy::round_robin;
+    case config::SharedStrategy::random:
+        return broker::ShareStrategy::random;
+    case config::SharedStrategy::sticky:
+        return broker::ShareStrategy::sticky;
+    case config::SharedStrategy::hash_client:
+        return broker::ShareStrategy::hash_client;
+    case config::SharedStrategy::hash_topic:
+        return broker::ShareStrategy::hash_topic;
+    }
+    return broker::ShareStrategy::round_robin;
+}
+
 const char *signal_name(int signum) {
     return signum == SIGINT ? "SIGINT" : signum == SIGTERM ? "SIGTERM" : "signal";
 }
@@ -66,8 +83,14 @@ Server::Server(const config::Config &config, util::Log &log) : config_(config), 
     settings.max_qos = limits.max_qos;
     settings.max_session_expiry = limits.max_session_expiry;
     settings.topic_alias_maximum = limits.topic_alias_maximum;
+    settings.outbound_topic_aliases = limits.outbound_topic_aliases;
+    settings.receive_maximum = limits.receive_maximum;
+    settings.server_keep_alive = limits.server_keep_alive;
+    settings.validate_utf8_payloads = limits.validate_utf8_payloads;
     settings.high_water_bytes = limits.client_buffer_bytes;
     settings.max_pending_bytes = limits.max_pending_bytes;
+    settings.shared_subscriptions = config.shared_subscriptions.enabled;
+    settings.shared_strategy = share_strategy(config.shared_subscriptions.strategy);
     broker_ = std::make_unique<broker::Broker>(settings, log);
 }
 
@@ -100,13 +123,17 @@ int Server::run() {
     }
     if (exit_code == 0) {
         const broker::BrokerStats &st = broker_->stats();
-        log_.info("stopped: %llu messages in, %llu out; dropped: %llu QoS 0 for absent clients, "
-                  "%llu queue full, %llu too large, %llu expired; %llu protocol errors",
-                  (unsigned long long)st.messages_received, (unsigned long long)st.messages_sent,
-                  (unsigned long long)st.dropped_qos0_offline,
-                  (unsigned long long)st.dropped_queue_full,
-                  (unsigned long long)st.dropped_too_large, (unsigned long long)st.dropped_expired,
-                  (unsigned long long)st.protocol_errors);
+        log_.info(
+            "stopped: %llu messages in, %llu out; dropped: %llu QoS 0 for absent clients, "
+            "%llu queue full, %llu too large, %llu expired; %llu protocol errors, %llu "
+            "payloads not the UTF-8 they declared; topic aliases: %llu hits, %llu bytes "
+            "saved; shared subscriptions: %llu deliveries, %llu handed over",
+            (unsigned long long)st.messages_received, (unsigned long long)st.messages_sent,
+            (unsigned long long)st.dropped_qos0_offline, (unsigned long long)st.dropped_queue_full,
+            (unsigned long long)st.dropped_too_large, (unsigned long long)st.dropped_expired,
+            (unsigned long long)st.protocol_errors, (unsigned long long)st.invalid_utf8_payloads,
+            (unsigned long long)st.topic_alias_hits, (unsigned long long)st.topic_alias_bytes_saved,
+            (unsigned long long)st.shared_deliveries, (unsigned long long)st.shared_redeliveries);
     }
     return exit_code;
 }

@@ -2,6 +2,7 @@
 #include "broker.hpp"
 
 #include "mqtt/topic.hpp"
+#include "mqtt/utf8.hpp"
 
 #include <algorithm>
 #include <cinttypes>
@@ -27,9 +28,26 @@ mqtt::Properties message_properties(mqtt::Properties &&p) {
     return std::move(p);
 }
 
+// What one shared subscription member gets: a delivery of its own, never merged with the
+// member's other subscriptions, because every Shared Subscription is independent (4.8.2).
+Delivery shared_delivery(const MessagePtr &m, const SubscriptionOptions &o, uint32_t group_id) {
+    Delivery d{.message = m,
+               .qos = std::min(m->qos, o.qos),
+               .retain = o.retain_as_published && m->retain,
+               .shared_group = group_id,
+               .subscription_ids = {}};
+    if (o.identifier != 0) {
+        d.subscription_ids.push_back(o.identifier);
+    }
+    return d;
+}
+
 } // namespace
 
-Broker::Broker(const BrokerSettings &settings, util::Log &log) : settings_(settings), log_(log) {}
+Broker::Broker(const BrokerSettings &settings, util::Log &log)
+    : settings_(settings), log_(log),
+      shared_(settings.shared_strategy,
+              settings.random_seed != 0 ? settings.random_seed : std::random_device{}()) {}
 
 Broker::~Broker() = default;
 
@@ -185,6 +203,12 @@ void Broker::handle_connect(Client &c, mqtt::Connect &&connect, uint64_t now_ms)
     if (props.maximum_packet_size) {
         c.link->set_max_outgoing_packet(*props.maximum_packet_size);
     }
+    if (v5) {
+        // No aliases to a client that sent no Topic Alias Maximum [MQTT-3.1.2-27], none above
+        // the one it sent [MQTT-3.1.2-26].
+        c.outbound_alias_max =
+            std::min(props.topic_alias_maximum.value_or(0), settings_.outbound_topic_aliases);
+    }
     mqtt::Connack ack;
     if (connect.will && connect.will->qos > settings_.max_qos) {
         if (v5) {
@@ -269,7 +293,15 @@ void Broker::handle_connect(Client &c, mqtt::Connect &&connect, uint64_t now_ms)
     session->will = connect.will ? std::make_unique<mqtt::Will>(std::move(*connect.will)) : nullptr;
     c.session = session;
 
-    c.link->set_keep_alive(connect.keep_alive);
+    // A configured Server Keep Alive replaces a 5.0 client's own, and the client must use it
+    // [MQTT-3.2.2-21]; without one the client's value holds [MQTT-3.2.2-22]. 3.1/3.1.1 have
+    // no way to tell the client, so theirs always holds.
+    uint16_t keep_alive = connect.keep_alive;
+    if (v5 && settings_.server_keep_alive != 0 && keep_alive != settings_.server_keep_alive) {
+        keep_alive = settings_.server_keep_alive;
+        ack.properties.server_keep_alive = keep_alive;
+    }
+    c.link->set_keep_alive(keep_alive);
     ack.session_present = session_present;
     if (v5) {
         mqtt::Properties &p = ack.properties;
@@ -284,7 +316,7 @@ void Broker::handle_connect(Client &c, mqtt::Connect &&connect, uint64_t now_ms)
         p.retain_available = 1;
         p.wildcard_subscription_available = 1;
         p.subscription_identifier_available = 1;
-        p.shared_subscription_available = 0;
+        p.shared_subscription_available = settings_.shared_subscriptions ? 1 : 0;
     }
     c.link->send(ack);
     log_.debug("client %s connected on %" PRIu64 " (MQTT %s, session %s)", client_id.c_str(),
@@ -346,6 +378,32 @@ void Broker::handle_publish(Client &c, mqtt::Publish &&publish, uint64_t now_ms)
         c.link->send(mqtt::Pubrec{{packet_id, Reason::success, {}}});
         return;
     }
+    if (c.version == Version::v5) {
+        // QoS 1 is acknowledged at once, so only QoS 2 awaiting PUBREL counts against the
+        // Receive Maximum we sent in CONNACK [MQTT-3.3.4-7].
+        if (qos == 2 && s.inbound_qos2.size() >= settings_.receive_maximum) {
+            return fail(c, Reason::receive_maximum_exceeded,
+                        "more QoS 2 PUBLISHes awaiting PUBREL than Receive Maximum");
+        }
+        // The server may check that a payload is what its Payload Format Indicator says
+        // (spec 3.3.2.3.2); a refused message is not routed or retained.
+        if (settings_.validate_utf8_payloads && publish.properties.payload_format_indicator == 1 &&
+            !mqtt::well_formed_utf8(publish.payload)) {
+            ++stats_.invalid_utf8_payloads;
+            if (qos == 0) {
+                return fail(c, Reason::payload_format_invalid,
+                            "payload marked UTF-8 is not well-formed UTF-8");
+            }
+            log_.debug("refused a PUBLISH on %s from %s: payload marked UTF-8 is not UTF-8",
+                       publish.topic.c_str(), s.client_id().c_str());
+            if (qos == 1) {
+                c.link->send(mqtt::Puback{{packet_id, Reason::payload_format_invalid, {}}});
+            } else {
+                c.link->send(mqtt::Pubrec{{packet_id, Reason::payload_format_invalid, {}}});
+            }
+            return;
+        }
+    }
 
     auto message = std::make_shared<Message>();
     message->topic = std::move(publish.topic);
@@ -393,7 +451,11 @@ size_t Broker::route(const MessagePtr &message, uint64_t now_ms) {
         if (s->match_epoch != match_epoch_) {
             s->match_epoch = match_epoch_;
             s->match_slot = matches_.size();
-            Delivery d{message, qos, retain, {}};
+            Delivery d{.message = message,
+                       .qos = qos,
+                       .retain = retain,
+                       .shared_group = 0,
+                       .subscription_ids = {}};
             if (o.identifier != 0) {
                 d.subscription_ids.push_back(o.identifier);
             }
@@ -406,6 +468,12 @@ size_t Broker::route(const MessagePtr &message, uint64_t now_ms) {
         if (o.identifier != 0) {
             d.subscription_ids.push_back(o.identifier);
         }
+    });
+    // Each shared subscription group whose filter matches adds one delivery to one member.
+    shared_.match(*message, [&](const SharedChoice &choice) {
+        matches_.emplace_back(choice.session,
+                              shared_delivery(message, *choice.options, choice.group_id));
+        ++stats_.shared_deliveries;
     });
     // Deliveries can re-enter route() (a will published on a dropped client), so work on
     // a private copy of the scratch list.
@@ -524,11 +592,32 @@ bool Broker::transmit(Session &s, Client &c, const Delivery &d, uint16_t packet_
     ref.retain = d.retain;
     ref.dup = dup;
     ref.packet_id = packet_id;
+    // Outbound Topic Alias (spec 3.3.2.3.4): a topic the client already knows by its alias
+    // goes out empty. Packets are encoded in the order they are sent, so the client has
+    // learnt every mapping before it meets an empty topic.
+    TopicAliasTable::Assignment alias;
+    if (c.outbound_alias_max != 0) {
+        if (!c.outbound_aliases) {
+            c.outbound_aliases = std::make_unique<TopicAliasTable>(c.outbound_alias_max);
+        }
+        alias = c.outbound_aliases->assign(m.topic);
+        ref.topic_alias = alias.alias;
+        if (alias.known) {
+            ref.topic = {};
+        }
+    }
     if (!c.link->send_publish(ref, d.message)) {
+        if (alias.alias != 0 && !alias.known) {
+            c.outbound_aliases->forget(alias.alias); // the client never learnt it
+        }
         ++stats_.dropped_too_large; // [MQTT-3.1.2-25]
         log_.debug("dropped a message on %s for %s: larger than its Maximum Packet Size",
                    m.topic.c_str(), s.client_id().c_str());
         return false;
+    }
+    if (alias.known) {
+        ++stats_.topic_alias_hits;
+        stats_.topic_alias_bytes_saved += m.topic.size();
     }
     ++stats_.messages_sent;
     return true;
@@ -587,8 +676,8 @@ void Broker::handle_subscribe(Client &c, mqtt::Subscribe &&subscribe, uint64_t n
     ack.packet_id = subscribe.packet_id;
     std::vector<std::pair<std::string, SubscriptionOptions>> retained_wanted;
     for (mqtt::Subscription &sub : subscribe.subscriptions) {
-        if (mqtt::check_filter(sub.filter).shared) {
-            // Shared subscriptions come with the MQTT 5.0 feature work.
+        const std::optional<mqtt::SharedFilter> shared = mqtt::check_filter(sub.filter).shared;
+        if (shared && !settings_.shared_subscriptions) {
             ack.reasons.push_back(c.version == Version::v5
                                       ? Reason::shared_subscriptions_not_supported
                                       : Reason::unspecified_error);
@@ -600,6 +689,14 @@ void Broker::handle_subscribe(Client &c, mqtt::Subscribe &&subscribe, uint64_t n
         o.retain_as_published = sub.retain_as_published;
         o.retain_handling = sub.retain_handling;
         o.identifier = identifier;
+        if (shared) {
+            // 3.1.1 clients may use them too, as with most brokers. No retained messages are
+            // sent for a shared subscription (spec 4.8.2), whatever its Retain Handling.
+            shared_.add(shared->group, shared->filter, &s, o);
+            s.subscriptions[sub.filter] = o;
+            ack.reasons.push_back(static_cast<Reason>(o.qos));
+            continue;
+        }
         const bool existed = tree_.add(sub.filter, &s, o);
         s.subscriptions[sub.filter] = o;
         ack.reasons.push_back(static_cast<Reason>(o.qos));
@@ -625,7 +722,11 @@ void Broker::send_retained(Client &c, const std::string &filter, const Subscript
         }
         if (mqtt::topic_matches(filter, m->topic)) {
             // Retained messages sent on subscribe keep the retain flag [MQTT-3.3.1-9].
-            Delivery d{m, std::min(m->qos, o.qos), true, {}};
+            Delivery d{.message = m,
+                       .qos = std::min(m->qos, o.qos),
+                       .retain = true,
+                       .shared_group = 0,
+                       .subscription_ids = {}};
             if (o.identifier != 0) {
                 d.subscription_ids.push_back(o.identifier);
             }
@@ -641,7 +742,7 @@ void Broker::handle_unsubscribe(Client &c, const mqtt::Unsubscribe &unsubscribe)
     ack.packet_id = unsubscribe.packet_id;
     for (const std::string &filter : unsubscribe.filters) {
         const bool existed = s.subscriptions.erase(filter) != 0;
-        tree_.remove(filter, &s);
+        unsubscribe_filter(s, filter);
         if (c.version == Version::v5) {
             ack.reasons.push_back(existed ? Reason::success : Reason::no_subscription_existed);
         }
@@ -717,6 +818,7 @@ void Broker::detach(Client &c, uint64_t now_ms) {
         destroy_session(s);
         return;
     }
+    hand_over_shared(*s, false, now_ms);
     s->expires_at_ms =
         s->expiry_interval == kNeverExpires ? 0 : now_ms + uint64_t{s->expiry_interval} * 1000;
 }
@@ -725,11 +827,63 @@ void Broker::destroy_session(Session *s) {
     if (s->will_at_ms != 0) {
         publish_will(*s, now_ms_); // the session ends before the will delay did
     }
+    hand_over_shared(*s, true, now_ms_);
     queued_bytes_total_ -= s->queued_bytes;
     for (const auto &[filter, options] : s->subscriptions) {
-        tree_.remove(filter, s);
+        unsubscribe_filter(*s, filter);
     }
     sessions_.erase(sessions_.find(s->client_id())); // the key views s's own id
+}
+
+void Broker::unsubscribe_filter(Session &s, const std::string &filter) {
+    if (auto shared = mqtt::check_filter(filter).shared) {
+        shared_.remove(shared->group, shared->filter, &s);
+    } else {
+        tree_.remove(filter, &s);
+    }
+}
+
+void Broker::hand_over_shared(Session &s, bool ending, uint64_t now_ms) {
+    // Called from detach() and destroy_session() once `s` is offline. Spec 4.8.2 lets a
+    // QoS 1 message go to another member once the chosen one's connection breaks, and says
+    // it should when its session ends; a QoS 2 message already sent must be completed
+    // with the same client or not at all [MQTT-4.8.2-4], [MQTT-4.8.2-5]. Queued messages
+    // were never sent, whatever their QoS. Without another member they stay (or end with
+    // the session).
+    if (shared_.empty()) {
+        return;
+    }
+    std::vector<std::pair<Session *, Delivery>> moved;
+    auto take = [&](Delivery &d) {
+        const SharedChoice to = shared_.choose_other(d.shared_group, *d.message, &s, !ending);
+        if (to.session == nullptr) {
+            return false;
+        }
+        moved.emplace_back(to.session, shared_delivery(d.message, *to.options, to.group_id));
+        return true;
+    };
+    for (uint16_t id : s.inflight.ids_in_order()) {
+        Inflight *m = s.inflight.find(id);
+        if (m->delivery.shared_group != 0 && m->delivery.qos == 1 && take(m->delivery)) {
+            s.inflight.erase(id);
+        }
+    }
+    DeliveryQueue kept;
+    while (!s.queue.empty()) {
+        Delivery d = std::move(s.queue.front());
+        s.queue.pop_front();
+        if (d.shared_group != 0 && take(d)) {
+            s.queued_bytes -= d.message->payload.size();
+            queued_bytes_total_ -= d.message->payload.size();
+        } else {
+            kept.push_back(std::move(d));
+        }
+    }
+    s.queue = std::move(kept);
+    for (auto &[to, d] : moved) {
+        ++stats_.shared_redeliveries;
+        deliver(*to, std::move(d), now_ms);
+    }
 }
 
 void Broker::on_close(Link &link, uint64_t now_ms) {

@@ -8,7 +8,9 @@
 #include "link.hpp"
 #include "message.hpp"
 #include "session.hpp"
+#include "shared_subscriptions.hpp"
 #include "subscription_tree.hpp"
+#include "topic_alias_table.hpp"
 #include "util/log.hpp"
 
 #include <cstdint>
@@ -27,11 +29,18 @@ struct BrokerSettings {
     uint64_t max_queued_bytes = 16u << 20;     // payload bytes per session
     uint16_t receive_maximum = 65535;          // inbound QoS 1/2 we accept unacknowledged
     uint16_t topic_alias_maximum = 10;         // inbound aliases per connection (5.0)
+    uint16_t outbound_topic_aliases = 10;      // aliases we assign per 5.0 connection, 0 = none
+    uint16_t server_keep_alive = 0;            // seconds imposed on 5.0 clients, 0 = theirs
+    bool validate_utf8_payloads = false;       // check payloads marked UTF-8 (5.0), 0x99 if not
     uint32_t max_packet_size = 268'435'460;    // inbound limit, advertised in CONNACK
     uint32_t max_session_expiry = 0xFFFFFFFF;  // cap on Session Expiry Interval, seconds
     uint8_t max_qos = 2;                       // granted QoS cap
     size_t high_water_bytes = 1u << 20;        // pending output above which a client is slow
     uint64_t max_pending_bytes = 256ull << 20; // all session queues: above it, pause publishers
+    bool shared_subscriptions = true;          // accept $share/... and say so in CONNACK
+    uint64_t random_seed = 0;                  // random and sticky strategies; 0 = random_device
+    // How a shared subscription group picks the member for each message.
+    ShareStrategy shared_strategy = ShareStrategy::round_robin;
 };
 
 // Counters for every drop and error, surfaced in logs now and in $SYS later.
@@ -43,6 +52,12 @@ struct BrokerStats {
     uint64_t dropped_too_large = 0;
     uint64_t dropped_expired = 0;
     uint64_t protocol_errors = 0;
+    uint64_t shared_deliveries = 0;       // messages a shared subscription gave one member
+    uint64_t shared_redeliveries = 0;     // of those, handed to another member when one left
+    uint64_t invalid_utf8_payloads = 0;   // refused with 0x99 (validate_utf8_payloads)
+    uint64_t topic_alias_hits = 0;        // PUBLISHes sent with an empty topic and an alias
+    uint64_t topic_alias_bytes_saved = 0; // topic bytes those left out (each alias property
+                                          // costs 3 bytes, on hits and assignments alike)
 };
 
 // Inbound topic aliases of one 5.0 connection (alias -> topic name).
@@ -106,6 +121,10 @@ class Broker {
         bool problem_information = true; // Request Problem Information (5.0)
         uint16_t client_receive_maximum = 65535;
         std::unique_ptr<TopicAliases> inbound_aliases; // 5.0, allocated on first use
+        // Aliases we may assign: min(the client's Topic Alias Maximum, outbound_topic_aliases),
+        // 0 for none (3.1.1, or a client that sent no maximum [MQTT-3.1.2-27]).
+        uint16_t outbound_alias_max = 0;
+        std::unique_ptr<TopicAliasTable> outbound_aliases; // allocated on the first PUBLISH
     };
 
     void handle_connect(Client &c, mqtt::Connect &&connect, uint64_t now_ms);
@@ -124,7 +143,8 @@ class Broker {
     // a plain close for 3.1/3.1.1. The will is published.
     void fail(Client &c, mqtt::Reason reason, const char *what);
 
-    // Routes a message to every matching subscription; returns how many sessions got it.
+    // Routes a message to every matching subscription, and to one member of every matching
+    // shared subscription group; returns how many deliveries it made (0: no subscribers).
     size_t route(const MessagePtr &message, uint64_t now_ms);
     // Hands one message to one session: sent now, queued, or dropped by policy.
     void deliver(Session &session, Delivery &&delivery, uint64_t now_ms);
@@ -137,6 +157,12 @@ class Broker {
     void publish_will(Session &session, uint64_t now_ms);
     void detach(Client &c, uint64_t now_ms);
     void destroy_session(Session *session);
+    // Removes one subscription of `session`, shared or not, from the routing indexes.
+    void unsubscribe_filter(Session &session, const std::string &filter);
+    // Gives the messages shared subscriptions chose `session` for, and that it has not
+    // started to receive, to other members of their groups: to online ones while the
+    // session lives on (`ending` false), to any member when the session ends.
+    void hand_over_shared(Session &session, bool ending, uint64_t now_ms);
     void send_retained(Client &c, const std::string &filter, const SubscriptionOptions &options,
                        uint64_t now_ms);
     Client *client_of(const Session &session);
@@ -150,6 +176,7 @@ class Broker {
     std::unordered_map<std::string_view, std::unique_ptr<Session>> sessions_;
     std::unordered_map<std::string, MessagePtr> retained_; // by topic
     SubscriptionTree tree_;
+    SharedSubscriptions shared_;      // $share/{group}/{filter} groups
     uint64_t queued_bytes_total_ = 0; // sum of every session's queued_bytes
     uint64_t now_ms_ = 0;             // loop clock at the latest entry from net/ or the timer
     uint64_t match_epoch_ = 0;

@@ -27,6 +27,9 @@ struct Delivery {
     MessagePtr message;
     uint8_t qos = 0;     // min(message QoS, granted QoS)
     bool retain = false; // retain flag to send
+    // The shared subscription group that chose this session (SharedSubscriptions group id),
+    // so the message can go to another member if this one leaves; 0 when not shared.
+    uint32_t shared_group = 0;
     std::vector<uint32_t> subscription_ids;
 };
 
@@ -115,6 +118,7 @@ class InflightWindow {
 class PacketIdSet {
   public:
     bool contains(uint16_t id) const { return s_ && s_->count(id) != 0; }
+    size_t size() const { return s_ ? s_->size() : 0; }
     void insert(uint16_t id) {
         if (!s_) {
             s_ = std::make_unique<std::set<uint16_t>>();

@@ -354,10 +354,12 @@ void read_integer(const Reader &reader, Section &section, const char *key, uint6
 }
 
 void read_limits(const Reader &reader, const Value &value, Config &config) {
-    Section section = reader.section(
-        value, {"max_packet_size", "max_connections", "max_inflight", "max_queued_messages",
-                "max_queued_bytes", "max_qos", "connect_timeout", "max_session_expiry",
-                "topic_alias_maximum", "client_buffer_bytes", "max_pending_bytes"});
+    Section section =
+        reader.section(value, {"max_packet_size", "max_connections", "max_inflight",
+                               "max_queued_messages", "max_queued_bytes", "max_qos",
+                               "connect_timeout", "max_session_expiry", "topic_alias_maximum",
+                               "client_buffer_bytes", "max_pending_bytes", "outbound_topic_aliases",
+                               "receive_maximum", "server_keep_alive", "validate_utf8_payloads"});
     Limits &l = config.limits;
     read_integer(reader, section, "max_packet_size", 1, kMaxPacketSize, l.max_packet_size);
     read_integer(reader, section, "max_connections", 1, UINT32_MAX, l.max_connections);
@@ -370,10 +372,43 @@ void read_limits(const Reader &reader, const Value &value, Config &config) {
     read_integer(reader, section, "topic_alias_maximum", 0, 65535, l.topic_alias_maximum);
     read_integer(reader, section, "client_buffer_bytes", 1024, UINT32_MAX, l.client_buffer_bytes);
     read_integer(reader, section, "max_pending_bytes", 1024, UINT64_MAX >> 1, l.max_pending_bytes);
+    read_integer(reader, section, "outbound_topic_aliases", 0, 65535, l.outbound_topic_aliases);
+    read_integer(reader, section, "receive_maximum", 1, 65535, l.receive_maximum);
+    read_integer(reader, section, "server_keep_alive", 0, 65535, l.server_keep_alive);
+    if (auto value = section.get("validate_utf8_payloads")) {
+        l.validate_utf8_payloads = reader.boolean(*value);
+    }
+}
+
+void read_shared_subscriptions(const Reader &reader, const Value &value, Config &config) {
+    Section section = reader.section(value, {"enabled", "strategy"});
+    SharedSubscriptionsConfig &shared = config.shared_subscriptions;
+    if (auto enabled = section.get("enabled")) {
+        shared.enabled = reader.boolean(*enabled);
+    }
+    if (auto strategy = section.get("strategy")) {
+        static constexpr std::pair<std::string_view, SharedStrategy> kNames[] = {
+            {"round_robin", SharedStrategy::round_robin},
+            {"random", SharedStrategy::random},
+            {"sticky", SharedStrategy::sticky},
+            {"hash_client", SharedStrategy::hash_client},
+            {"hash_topic", SharedStrategy::hash_topic},
+        };
+        const std::string name = reader.string(*strategy);
+        auto it = std::find_if(std::begin(kNames), std::end(kNames),
+                               [&](const auto &entry) { return entry.first == name; });
+        if (it == std::end(kNames)) {
+            reader.fail(*strategy, "unknown " + strategy->path + " '" + name +
+                                       "'; expected one of: round_robin, random, sticky, "
+                                       "hash_client, hash_topic");
+        }
+        shared.strategy = it->second;
+    }
 }
 
 Config read_top_level(const Reader &reader, const Value &root) {
-    Section top = reader.section(root, {"listeners", "data_dir", "log", "limits"});
+    Section top =
+        reader.section(root, {"listeners", "data_dir", "log", "limits", "shared_subscriptions"});
     Config config;
     if (auto value = top.get("listeners")) {
         read_listeners(reader, *value, config);
@@ -386,6 +421,9 @@ Config read_top_level(const Reader &reader, const Value &root) {
     }
     if (auto value = top.get("limits")) {
         read_limits(reader, *value, config);
+    }
+    if (auto value = top.get("shared_subscriptions")) {
+        read_shared_subscriptions(reader, *value, config);
     }
     return config;
 }

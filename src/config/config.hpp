@@ -58,9 +58,31 @@ struct Limits {
     uint32_t connect_timeout = 10;             // seconds a new connection may take to send CONNECT
     uint32_t max_session_expiry = 0xFFFFFFFF;  // cap on Session Expiry Interval, seconds
     uint16_t topic_alias_maximum = 10;         // inbound topic aliases per 5.0 connection
+    uint16_t outbound_topic_aliases = 10;      // aliases the broker assigns per 5.0 connection
+                                               // (capped by the client's maximum), 0 = none
+    uint16_t receive_maximum = 65535;          // inbound QoS 2 per 5.0 client awaiting PUBREL;
+                                               // more is DISCONNECT 0x93
+    uint16_t server_keep_alive = 0;            // seconds imposed on 5.0 clients, 0 = theirs
+    bool validate_utf8_payloads = false;       // refuse (0x99) 5.0 payloads marked UTF-8 that
+                                               // are not
     uint32_t client_buffer_bytes = 1 << 20;    // unsent output per client before it counts as slow
     uint64_t max_pending_bytes = 256ull << 20; // all queued output and session queues together;
                                                // above it publishers are paused
+};
+
+// How a shared subscription group picks the one member that gets each message.
+enum class SharedStrategy {
+    round_robin, // members in turn
+    random,      // uniformly at random
+    sticky,      // one member until it leaves or goes offline
+    hash_client, // by the publisher's client id
+    hash_topic,  // by the topic name
+};
+
+// Shared subscriptions, "$share/{group}/{filter}" (MQTT 5.0 spec 4.8.2; 3.1.1 clients too).
+struct SharedSubscriptionsConfig {
+    bool enabled = true; // false: SUBACK 0x9E (5.0) or 0x80 (3.1.1), CONNACK says unavailable
+    SharedStrategy strategy = SharedStrategy::round_robin;
 };
 
 // The whole configuration, built once at start-up and read-only afterwards.
@@ -69,6 +91,7 @@ struct Config {
     std::string data_dir = "ferrymq-data"; // persistent state; relative paths are from the cwd
     util::LogLevel log_level = util::LogLevel::info;
     Limits limits;
+    SharedSubscriptionsConfig shared_subscriptions;
 };
 
 // Why a configuration was refused. what() is "FILE:LINE:COL: message" (1-based line and

@@ -4,6 +4,7 @@
 #include "codec.hpp"
 
 #include "topic.hpp"
+#include "utf8.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -33,59 +34,6 @@ bool failed(const Error &e) {
             return fmq_e;                                                                          \
         }                                                                                          \
     } while (0)
-
-// Well-formed UTF-8 without U+0000 and without surrogates [MQTT-1.5.4-1], [MQTT-1.5.4-2].
-// Non-characters such as U+FFFF are allowed.
-bool valid_utf8(std::string_view s) {
-    const auto *p = reinterpret_cast<const unsigned char *>(s.data());
-    const size_t n = s.size();
-    size_t i = 0;
-    while (i < n) {
-        const unsigned char c = p[i];
-        if (c < 0x80) {
-            if (c == 0) {
-                return false;
-            }
-            ++i;
-            continue;
-        }
-        size_t extra = 0;
-        unsigned char lo = 0x80;
-        unsigned char hi = 0xBF;
-        if (c >= 0xC2 && c <= 0xDF) {
-            extra = 1;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            extra = 2;
-            if (c == 0xE0) {
-                lo = 0xA0; // overlong
-            } else if (c == 0xED) {
-                hi = 0x9F; // U+D800..U+DFFF are surrogates
-            }
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            extra = 3;
-            if (c == 0xF0) {
-                lo = 0x90; // overlong
-            } else if (c == 0xF4) {
-                hi = 0x8F; // above U+10FFFF
-            }
-        } else {
-            return false; // continuation byte, overlong lead (C0, C1) or F5..FF
-        }
-        if (n - i <= extra) {
-            return false;
-        }
-        if (p[i + 1] < lo || p[i + 1] > hi) {
-            return false;
-        }
-        for (size_t k = 2; k <= extra; ++k) {
-            if ((p[i + k] & 0xC0) != 0x80) {
-                return false;
-            }
-        }
-        i += extra + 1;
-    }
-    return true;
-}
 
 // Sequential reader over the bytes of one packet. Every read checks the bounds.
 class Reader {
@@ -154,7 +102,7 @@ class Reader {
     // A UTF-8 encoded string (spec 1.5.4).
     Error utf8(std::string &out) {
         FMQ_TRY(binary(out));
-        if (!valid_utf8(out)) {
+        if (!valid_utf8_string(out)) {
             return malformed("string is not well-formed UTF-8 or contains U+0000");
         }
         return kOk;

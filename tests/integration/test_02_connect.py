@@ -194,8 +194,9 @@ def test_connect_timeout_closes_silent_connection(start_broker, clients):
 def test_v5_connack_properties_MQTT_3_2_2(start_broker, clients):
     """[MQTT-3.2.2] The 5.0 CONNACK tells the client the server's limits: Receive Maximum,
     Topic Alias Maximum and Maximum Packet Size from the configuration, Retain, Wildcard
-    and Subscription Identifier Available, no Shared Subscriptions (not supported), no
-    Maximum QoS while QoS 2 is allowed, and each property at most once."""
+    and Subscription Identifier Available, Shared Subscription Available (the default
+    shared_subscriptions.enabled; see test_20_shared.py), no Maximum QoS while QoS 2 is
+    allowed, and each property at most once."""
     broker = start_broker(config_text=(
         "limits:\n"
         "  max_packet_size: 65536\n"
@@ -210,7 +211,7 @@ def test_v5_connack_properties_MQTT_3_2_2(start_broker, clients):
     assert props.get(Prop.RETAIN_AVAILABLE, 1) == 1, props
     assert props.get(Prop.WILDCARD_SUBSCRIPTION_AVAILABLE, 1) == 1, props
     assert props.get(Prop.SUBSCRIPTION_IDENTIFIER_AVAILABLE, 1) == 1, props
-    assert props.get(Prop.SHARED_SUBSCRIPTION_AVAILABLE) == 0, props
+    assert props.get(Prop.SHARED_SUBSCRIPTION_AVAILABLE, 1) == 1, props
     assert Prop.MAXIMUM_QOS not in props, props
     # Nothing granted that the client did not ask for.
     assert Prop.SESSION_EXPIRY_INTERVAL not in props, props

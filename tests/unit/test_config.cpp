@@ -17,6 +17,7 @@ using ferrymq::config::kMaxPacketSize;
 using ferrymq::config::load_config_file;
 using ferrymq::config::load_config_string;
 using ferrymq::config::parse_endpoint;
+using ferrymq::config::SharedStrategy;
 using ferrymq::util::LogLevel;
 
 namespace {
@@ -45,6 +46,12 @@ void check_defaults(const Config &config) {
     CHECK(config.log_level == LogLevel::info);
     CHECK(config.limits.max_packet_size == 268435460);
     CHECK(config.limits.max_connections == 100000);
+    CHECK(config.shared_subscriptions.enabled);
+    CHECK(config.shared_subscriptions.strategy == SharedStrategy::round_robin);
+    CHECK(config.limits.outbound_topic_aliases == 10);
+    CHECK(config.limits.receive_maximum == 65535);
+    CHECK(config.limits.server_keep_alive == 0);
+    CHECK_FALSE(config.limits.validate_utf8_payloads);
 }
 
 } // namespace
@@ -101,6 +108,56 @@ TEST_CASE("config: the shipped configs/ferrymq.yaml loads and matches the defaul
     check_defaults(config);
 }
 
+TEST_CASE("config: MQTT 5.0 flow-control keys: defaults, values and ranges") {
+    Config defaults;
+    CHECK(defaults.limits.outbound_topic_aliases == 10);
+    CHECK(defaults.limits.receive_maximum == 65535);
+    CHECK(defaults.limits.server_keep_alive == 0);
+    CHECK_FALSE(defaults.limits.validate_utf8_payloads);
+    Config config = load_config_string("limits:\n"
+                                       "  outbound_topic_aliases: 0\n"
+                                       "  receive_maximum: 1\n"
+                                       "  server_keep_alive: 65535\n"
+                                       "  validate_utf8_payloads: true\n",
+                                       "t.yaml");
+    CHECK(config.limits.outbound_topic_aliases == 0);
+    CHECK(config.limits.receive_maximum == 1);
+    CHECK(config.limits.server_keep_alive == 65535);
+    CHECK(config.limits.validate_utf8_payloads);
+    CHECK(error_of("limits:\n  receive_maximum: 0\n") ==
+          "t.yaml:2:20: limits.receive_maximum must be between 1 and 65535, got 0");
+    CHECK(starts_with(error_of("limits:\n  outbound_topic_aliases: 65536\n"), "t.yaml:2:27: "));
+    CHECK(starts_with(error_of("limits:\n  server_keep_alive: -1\n"), "t.yaml:2:22: "));
+    CHECK(error_of("limits:\n  validate_utf8_payloads: yes please\n") ==
+          "t.yaml:2:27: limits.validate_utf8_payloads must be true or false, got 'yes please'");
+}
+
+TEST_CASE("config: shared_subscriptions: values, unknown strategies and keys") {
+    Config config = load_config_string("shared_subscriptions:\n"
+                                       "  enabled: false\n"
+                                       "  strategy: hash_topic\n",
+                                       "t.yaml");
+    CHECK_FALSE(config.shared_subscriptions.enabled);
+    CHECK(config.shared_subscriptions.strategy == SharedStrategy::hash_topic);
+    for (const auto &named :
+         {std::pair{"round_robin", SharedStrategy::round_robin},
+          std::pair{"random", SharedStrategy::random}, std::pair{"sticky", SharedStrategy::sticky},
+          std::pair{"hash_client", SharedStrategy::hash_client},
+          std::pair{"hash_topic", SharedStrategy::hash_topic}}) {
+        CHECK(load_config_string(
+                  std::string("shared_subscriptions:\n  strategy: ") + named.first + "\n", "t.yaml")
+                  .shared_subscriptions.strategy == named.second);
+    }
+    CHECK(error_of("shared_subscriptions:\n  strategy: fair\n") ==
+          "t.yaml:2:13: unknown shared_subscriptions.strategy 'fair'; expected one of: "
+          "round_robin, random, sticky, hash_client, hash_topic");
+    CHECK(error_of("shared_subscriptions:\n  enabled: yes\n") ==
+          "t.yaml:2:12: shared_subscriptions.enabled must be true or false, got 'yes'");
+    CHECK(error_of("shared_subscriptions:\n  strategies: random\n") ==
+          "t.yaml:2:3: unknown key 'strategies' in shared_subscriptions; expected one of: "
+          "enabled, strategy");
+}
+
 TEST_CASE("config: YAML syntax errors carry the parser's position") {
     CHECK(error_of("listeners: [\n") == "t.yaml:2:1: end of sequence flow not found");
     CHECK(starts_with(error_of("log:\n  level: info\n level: x\n"), "t.yaml:3:"));
@@ -111,7 +168,7 @@ TEST_CASE("config: YAML syntax errors carry the parser's position") {
 TEST_CASE("config: unknown keys are refused at every level") {
     CHECK(error_of("listners:\n  - bind: 127.0.0.1:1883\n") ==
           "t.yaml:1:1: unknown key 'listners' in top level; expected one of: listeners, "
-          "data_dir, log, limits");
+          "data_dir, log, limits, shared_subscriptions");
     CHECK(error_of("log:\n  levle: info\n") ==
           "t.yaml:2:3: unknown key 'levle' in log; expected one of: level");
     CHECK(starts_with(error_of("limits:\n  max_conections: 1\n"),
