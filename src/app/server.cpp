@@ -2,6 +2,7 @@
 #include "app/server.hpp"
 
 #include <malloc.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -67,6 +68,15 @@ broker::ShareStrategy share_strategy(config::SharedStrategy strategy) {
     return broker::ShareStrategy::round_robin;
 }
 
+// 16 random bytes for a SCRAM salt.
+std::string random_salt() {
+    std::string salt(16, '\0');
+    if (::getrandom(salt.data(), salt.size(), 0) != static_cast<ssize_t>(salt.size())) {
+        salt = "ferrymq-fallback"; // only if the kernel's pool is not ready at boot
+    }
+    return salt;
+}
+
 const char *signal_name(int signum) {
     return signum == SIGINT ? "SIGINT" : signum == SIGTERM ? "SIGTERM" : "signal";
 }
@@ -91,6 +101,22 @@ Server::Server(const config::Config &config, util::Log &log) : config_(config), 
     settings.max_pending_bytes = limits.max_pending_bytes;
     settings.shared_subscriptions = config.shared_subscriptions.enabled;
     settings.shared_strategy = share_strategy(config.shared_subscriptions.strategy);
+    // SCRAM keys are derived once here; the broker only ever sees the derived credentials.
+    for (const config::ScramUser &user : config.authentication.scram_users) {
+        scram_users_.emplace(user.username,
+                             auth::scram_derive(user.password, random_salt(),
+                                                config.authentication.scram_iterations));
+    }
+    if (!scram_users_.empty()) {
+        settings.scram_lookup =
+            [this](std::string_view name) -> std::optional<auth::ScramCredentials> {
+            auto it = scram_users_.find(std::string(name));
+            if (it == scram_users_.end()) {
+                return std::nullopt;
+            }
+            return it->second;
+        };
+    }
     broker_ = std::make_unique<broker::Broker>(settings, log);
 }
 

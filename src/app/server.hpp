@@ -10,6 +10,7 @@
 
 #include <uv.h>
 
+#include <map>
 #include <memory>
 #include <unordered_map>
 #include <vector>
@@ -61,7 +62,8 @@ class Server final : private net::ListenerHandler, private net::ConnectionOwner 
     uv_signal_t sigterm_{};
     bool signals_open_ = false;
     std::vector<std::unique_ptr<net::Listener>> listeners_;
-    std::vector<broker::ListenerPolicy> policies_; // one per listener, same order
+    std::vector<broker::ListenerPolicy> policies_;              // one per listener, same order
+    std::map<std::string, auth::ScramCredentials> scram_users_; // derived from the config
     std::unique_ptr<broker::Broker> broker_;
     // Open connections by id; an entry is erased only from its close callback.
     std::unordered_map<uint64_t, std::unique_ptr<net::Connection>> connections_;

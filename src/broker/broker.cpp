@@ -101,7 +101,14 @@ void Broker::on_packet(Link &link, mqtt::Packet &&packet, uint64_t now_ms) {
     }
     Client &c = it->second;
     if (c.session == nullptr) {
-        if (auto *connect = std::get_if<mqtt::Connect>(&packet)) {
+        if (c.auth) {
+            // During the exchange only AUTH may come [MQTT-4.12.0-6].
+            if (auto *a = std::get_if<mqtt::Auth>(&packet)) {
+                handle_auth(c, *a, now_ms);
+            } else {
+                fail(c, Reason::protocol_error, "packet other than AUTH during authentication");
+            }
+        } else if (auto *connect = std::get_if<mqtt::Connect>(&packet)) {
             handle_connect(c, std::move(*connect), now_ms);
         } else {
             fail(c, Reason::protocol_error, "first packet is not CONNECT [MQTT-3.1.0-1]");
@@ -140,8 +147,7 @@ void Broker::on_packet(Link &link, mqtt::Packet &&packet, uint64_t now_ms) {
         handle_disconnect(c, std::get<mqtt::Disconnect>(packet), now_ms);
         break;
     case mqtt::PacketType::auth:
-        // No authentication method was negotiated in CONNECT [MQTT-4.12.0-1].
-        fail(c, Reason::protocol_error, "AUTH without an authentication method");
+        handle_auth(c, std::get<mqtt::Auth>(packet), now_ms);
         break;
     default:
         // CONNACK, SUBACK, UNSUBACK, PINGRESP are server-to-client only.
@@ -217,6 +223,29 @@ void Broker::handle_connect(Client &c, mqtt::Connect &&connect, uint64_t now_ms)
         }
         connect.will->qos = settings_.max_qos;
     }
+    if (v5 && props.authentication_method) {
+        // Enhanced authentication (spec 4.12): CONNACK waits for the exchange.
+        if (*props.authentication_method != auth::kScramSha256 || !settings_.scram_lookup) {
+            return refuse(c, Reason::bad_authentication_method,
+                          "unsupported authentication method");
+        }
+        c.auth = std::make_unique<AuthExchange>(
+            AuthExchange{*props.authentication_method, auth::ScramServer(settings_.scram_lookup),
+                         nullptr, false});
+        const auth::ScramServer::Step step =
+            c.auth->scram.start(props.authentication_data.value_or(""));
+        if (step.outcome != auth::ScramServer::Outcome::challenge) {
+            return refuse(c, Reason::bad_user_name_or_password, step.error);
+        }
+        c.auth->pending = std::make_unique<mqtt::Connect>(std::move(connect));
+        c.auth->in_progress = true;
+        mqtt::Auth challenge;
+        challenge.reason = Reason::continue_authentication;
+        challenge.properties.authentication_method = c.auth->method;
+        challenge.properties.authentication_data = step.data;
+        c.link->send(challenge);
+        return;
+    }
     // Until password files arrive, a listener that refuses anonymous clients can check no
     // credentials, so it refuses everyone: no username is "not authorized", a username
     // is "bad user name or password" (3.1.1 return codes 5 and 4).
@@ -228,6 +257,13 @@ void Broker::handle_connect(Client &c, mqtt::Connect &&connect, uint64_t now_ms)
         return refuse(c, Reason::not_authorized,
                       "anonymous clients are not allowed on this listener");
     }
+    accept_connect(c, std::move(connect), std::move(ack), now_ms);
+}
+
+void Broker::accept_connect(Client &c, mqtt::Connect &&connect, mqtt::Connack &&ack,
+                            uint64_t now_ms) {
+    const bool v5 = connect.version == Version::v5;
+    const mqtt::Properties &props = connect.properties;
     std::string client_id = std::move(connect.client_id);
     if (client_id.empty()) {
         // [MQTT-3.1.3-6]: the server assigns a unique id; 5.0 clients are told it.
@@ -340,6 +376,60 @@ void Broker::handle_connect(Client &c, mqtt::Connect &&connect, uint64_t now_ms)
         }
         pump(*session, now_ms);
     }
+}
+
+// AUTH during CONNECT (continue) or later (re-authentication), spec 4.12.
+void Broker::handle_auth(Client &c, const mqtt::Auth &packet, uint64_t now_ms) {
+    if (!c.auth) {
+        // No authentication method was negotiated in CONNECT [MQTT-4.12.0-1].
+        return fail(c, Reason::protocol_error, "AUTH without an authentication method");
+    }
+    AuthExchange &a = *c.auth;
+    // The method never changes within a connection [MQTT-4.12.0-5].
+    if (packet.properties.authentication_method != a.method) {
+        return fail(c, Reason::protocol_error, "AUTH with another authentication method");
+    }
+    const std::string data = packet.properties.authentication_data.value_or("");
+    const bool connecting = c.session == nullptr;
+    if (packet.reason == Reason::re_authenticate && !connecting && !a.in_progress) {
+        a.scram = auth::ScramServer(settings_.scram_lookup);
+        const auth::ScramServer::Step step = a.scram.start(data);
+        if (step.outcome != auth::ScramServer::Outcome::challenge) {
+            return fail(c, Reason::not_authorized, step.error);
+        }
+        a.in_progress = true;
+        mqtt::Auth challenge;
+        challenge.reason = Reason::continue_authentication;
+        challenge.properties.authentication_method = a.method;
+        challenge.properties.authentication_data = step.data;
+        c.link->send(challenge);
+        return;
+    }
+    if (packet.reason != Reason::continue_authentication || !a.in_progress) {
+        return fail(c, Reason::protocol_error, "unexpected AUTH");
+    }
+    a.in_progress = false;
+    const auth::ScramServer::Step step = a.scram.finish(data);
+    if (step.outcome != auth::ScramServer::Outcome::success) {
+        if (connecting) {
+            return refuse(c, Reason::bad_user_name_or_password, step.error);
+        }
+        return fail(c, Reason::not_authorized, step.error); // re-authentication failed
+    }
+    log_.debug("connection %" PRIu64 " authenticated as %s (%s)", c.link->id(),
+               a.scram.username().c_str(), a.method.c_str());
+    if (connecting) {
+        mqtt::Connack ack;
+        ack.properties.authentication_method = a.method;
+        ack.properties.authentication_data = step.data;
+        std::unique_ptr<mqtt::Connect> connect = std::move(a.pending);
+        return accept_connect(c, std::move(*connect), std::move(ack), now_ms);
+    }
+    mqtt::Auth done;
+    done.reason = Reason::success;
+    done.properties.authentication_method = a.method;
+    done.properties.authentication_data = step.data;
+    c.link->send(done);
 }
 
 void Broker::handle_publish(Client &c, mqtt::Publish &&publish, uint64_t now_ms) {

@@ -5,6 +5,7 @@
 // Owned by app::Server for the life of the loop; everything it owns dies with it.
 #pragma once
 
+#include "auth/scram.hpp"
 #include "link.hpp"
 #include "message.hpp"
 #include "session.hpp"
@@ -14,7 +15,9 @@
 #include "util/log.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -38,7 +41,10 @@ struct BrokerSettings {
     size_t high_water_bytes = 1u << 20;        // pending output above which a client is slow
     uint64_t max_pending_bytes = 256ull << 20; // all session queues: above it, pause publishers
     bool shared_subscriptions = true;          // accept $share/... and say so in CONNACK
-    uint64_t random_seed = 0;                  // random and sticky strategies; 0 = random_device
+    // Credentials for SCRAM-SHA-256 enhanced authentication by user name; empty function
+    // = enhanced authentication unavailable (CONNECT with a method gets 0x8C).
+    std::function<std::optional<auth::ScramCredentials>(std::string_view)> scram_lookup;
+    uint64_t random_seed = 0; // random and sticky strategies; 0 = random_device
     // How a shared subscription group picks the member for each message.
     ShareStrategy shared_strategy = ShareStrategy::round_robin;
 };
@@ -111,6 +117,15 @@ class Broker {
     size_t retained_count() const { return retained_.size(); }
 
   private:
+    // An enhanced authentication (spec 4.12): the method chosen in CONNECT, the exchange
+    // under way, and the CONNECT waiting for it to end.
+    struct AuthExchange {
+        std::string method;
+        auth::ScramServer scram;
+        std::unique_ptr<mqtt::Connect> pending; // set until CONNACK
+        bool in_progress = false;               // a challenge was sent, its answer is due
+    };
+
     // Per-connection MQTT state; lives from on_open to on_close.
     struct Client {
         Link *link = nullptr;
@@ -125,9 +140,13 @@ class Broker {
         // 0 for none (3.1.1, or a client that sent no maximum [MQTT-3.1.2-27]).
         uint16_t outbound_alias_max = 0;
         std::unique_ptr<TopicAliasTable> outbound_aliases; // allocated on the first PUBLISH
+        std::unique_ptr<AuthExchange> auth; // 5.0 enhanced authentication, when negotiated
     };
 
     void handle_connect(Client &c, mqtt::Connect &&connect, uint64_t now_ms);
+    // Completes a CONNECT that passed every check (and its authentication, if any).
+    void accept_connect(Client &c, mqtt::Connect &&connect, mqtt::Connack &&ack, uint64_t now_ms);
+    void handle_auth(Client &c, const mqtt::Auth &auth, uint64_t now_ms);
     void handle_publish(Client &c, mqtt::Publish &&publish, uint64_t now_ms);
     void handle_subscribe(Client &c, mqtt::Subscribe &&subscribe, uint64_t now_ms);
     void handle_unsubscribe(Client &c, const mqtt::Unsubscribe &unsubscribe);

@@ -406,9 +406,45 @@ void read_shared_subscriptions(const Reader &reader, const Value &value, Config 
     }
 }
 
+// authentication: SCRAM-SHA-256 users for MQTT 5.0 enhanced authentication.
+void read_authentication(const Reader &reader, const Value &value, Config &config) {
+    Section section = reader.section(value, {"scram_users", "scram_iterations"});
+    AuthenticationConfig &a = config.authentication;
+    read_integer(reader, section, "scram_iterations", 4096, 10'000'000, a.scram_iterations);
+    auto users = section.get("scram_users");
+    if (!users || users->node.IsNull()) {
+        return;
+    }
+    if (!users->node.IsSequence()) {
+        reader.fail(*users, "scram_users must be a list of '- username: NAME' entries, got " +
+                                describe(users->node));
+    }
+    for (size_t i = 0; i < users->node.size(); ++i) {
+        YAML::Node node = users->node[i];
+        Value item{node, node.IsNull() || node.Mark().is_null() ? users->mark : node.Mark(),
+                   users->path + "[" + std::to_string(i) + "]"};
+        Section entry = reader.section(item, {"username", "password"});
+        auto name = entry.get("username");
+        auto password = entry.get("password");
+        if (!name || !password) {
+            reader.fail(item, "each SCRAM user needs a username and a password");
+        }
+        ScramUser user{reader.string(*name), reader.string(*password)};
+        if (user.username.empty()) {
+            reader.fail(*name, "username must not be empty");
+        }
+        for (const ScramUser &other : a.scram_users) {
+            if (other.username == user.username) {
+                reader.fail(*name, "duplicate SCRAM user '" + user.username + "'");
+            }
+        }
+        a.scram_users.push_back(std::move(user));
+    }
+}
+
 Config read_top_level(const Reader &reader, const Value &root) {
-    Section top =
-        reader.section(root, {"listeners", "data_dir", "log", "limits", "shared_subscriptions"});
+    Section top = reader.section(
+        root, {"listeners", "data_dir", "log", "limits", "shared_subscriptions", "authentication"});
     Config config;
     if (auto value = top.get("listeners")) {
         read_listeners(reader, *value, config);
@@ -424,6 +460,9 @@ Config read_top_level(const Reader &reader, const Value &root) {
     }
     if (auto value = top.get("shared_subscriptions")) {
         read_shared_subscriptions(reader, *value, config);
+    }
+    if (auto value = top.get("authentication")) {
+        read_authentication(reader, *value, config);
     }
     return config;
 }

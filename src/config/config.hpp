@@ -86,12 +86,26 @@ struct SharedSubscriptionsConfig {
 };
 
 // The whole configuration, built once at start-up and read-only afterwards.
+// A user that may authenticate with SCRAM-SHA-256 (MQTT 5.0 enhanced authentication).
+struct ScramUser {
+    std::string username;
+    std::string password; // plain text until password files exist; derived at start-up
+};
+
+// Enhanced authentication. Interim: the security milestone moves users to a password file
+// of salted hashes.
+struct AuthenticationConfig {
+    std::vector<ScramUser> scram_users; // empty: CONNECT with a method gets 0x8C
+    uint32_t scram_iterations = 4096;   // PBKDF2 rounds for the derived keys
+};
+
 struct Config {
     std::vector<ListenerConfig> listeners{ListenerConfig{}}; // never empty
     std::string data_dir = "ferrymq-data"; // persistent state; relative paths are from the cwd
     util::LogLevel log_level = util::LogLevel::info;
     Limits limits;
     SharedSubscriptionsConfig shared_subscriptions;
+    AuthenticationConfig authentication;
 };
 
 // Why a configuration was refused. what() is "FILE:LINE:COL: message" (1-based line and

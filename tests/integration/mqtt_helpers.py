@@ -119,6 +119,8 @@ class Reason:
     DISCONNECT_WITH_WILL = 0x04
     NO_MATCHING_SUBSCRIBERS = 0x10
     NO_SUBSCRIPTION_EXISTED = 0x11
+    CONTINUE_AUTHENTICATION = 0x18
+    RE_AUTHENTICATE = 0x19
     UNSPECIFIED_ERROR = 0x80
     MALFORMED_PACKET = 0x81
     PROTOCOL_ERROR = 0x82
@@ -126,6 +128,7 @@ class Reason:
     CLIENT_IDENTIFIER_NOT_VALID = 0x85
     BAD_USERNAME_OR_PASSWORD = 0x86
     NOT_AUTHORIZED = 0x87
+    BAD_AUTHENTICATION_METHOD = 0x8C
     SERVER_SHUTTING_DOWN = 0x8B
     KEEP_ALIVE_TIMEOUT = 0x8D
     SESSION_TAKEN_OVER = 0x8E
@@ -299,6 +302,11 @@ def disconnect_packet(version=V311, reason=None, props=None):
     return frame(0xE0, body)
 
 
+def auth_packet(reason, props=None):
+    """A 5.0 AUTH packet (spec 3.15) with `reason` and properties."""
+    return frame(0xF0, bytes([reason]) + properties(props or {}))
+
+
 PINGREQ_PACKET = b"\xc0\x00"
 
 
@@ -453,7 +461,7 @@ def parse_packet(raw, version):
         if v5:
             p.properties = r.properties()
         p.reasons = list(r.rest())
-    elif p.type == DISCONNECT:
+    elif p.type in (DISCONNECT, AUTH):
         p.reason = r.u8() if r.left() else 0
         if v5 and r.left():
             p.properties = r.properties()

@@ -168,7 +168,7 @@ TEST_CASE("config: YAML syntax errors carry the parser's position") {
 TEST_CASE("config: unknown keys are refused at every level") {
     CHECK(error_of("listners:\n  - bind: 127.0.0.1:1883\n") ==
           "t.yaml:1:1: unknown key 'listners' in top level; expected one of: listeners, "
-          "data_dir, log, limits, shared_subscriptions");
+          "data_dir, log, limits, shared_subscriptions, authentication");
     CHECK(error_of("log:\n  levle: info\n") ==
           "t.yaml:2:3: unknown key 'levle' in log; expected one of: level");
     CHECK(starts_with(error_of("limits:\n  max_conections: 1\n"),
@@ -354,4 +354,23 @@ TEST_CASE("log: a message longer than the stack buffer is written whole") {
     text.resize(std::fread(text.data(), 1, text.size(), out));
     std::fclose(out);
     CHECK(text.find(long_text + "|\n") != std::string::npos);
+}
+
+TEST_CASE("config: SCRAM users for enhanced authentication") {
+    const Config c = load_config_string("authentication:\n"
+                                        "  scram_iterations: 8192\n"
+                                        "  scram_users:\n"
+                                        "    - username: alice\n"
+                                        "      password: s3cret\n",
+                                        "t.yaml");
+    REQUIRE(c.authentication.scram_users.size() == 1);
+    CHECK(c.authentication.scram_users[0].username == "alice");
+    CHECK(c.authentication.scram_iterations == 8192);
+    CHECK(error_of("authentication:\n  scram_users:\n    - username: alice\n") ==
+          "t.yaml:3:7: each SCRAM user needs a username and a password");
+    CHECK(error_of("authentication:\n  scram_users:\n    - {username: a, password: x}\n"
+                   "    - {username: a, password: y}\n") ==
+          "t.yaml:4:18: duplicate SCRAM user 'a'");
+    CHECK(error_of("authentication:\n  scram_iterations: 10\n")
+              .rfind("t.yaml:2:21:", 0) == 0);
 }
