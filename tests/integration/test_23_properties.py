@@ -1,0 +1,106 @@
+# SPDX-License-Identifier: Apache-2.0
+"""23 message properties (MQTT 5.0, spec 3.3.2.3): what a publisher attaches reaches every
+5.0 subscriber unchanged (user properties in order with duplicates, request/response
+properties, content type, payload format), through retained messages too; the Message
+Expiry Interval is forwarded as the time left, and expired messages are not delivered;
+3.1.1 subscribers get the same message without properties."""
+from mqtt_helpers import DISCONNECT, V311, V5, Prop, Reason
+from mqtt_helpers import clients  # noqa: F401 (fixture, used by name)
+
+MESSAGE_PROPS = {
+    Prop.PAYLOAD_FORMAT_INDICATOR: 1,
+    Prop.CONTENT_TYPE: "application/json",
+    Prop.RESPONSE_TOPIC: "reply/c23",
+    Prop.CORRELATION_DATA: b"\x00\x01corr",
+    Prop.USER_PROPERTY: [("site", "42"), ("unit", "C"), ("site", "43")],
+}
+
+
+def forwarded(props):
+    """The properties a subscriber should see, without per-hop ones."""
+    return {k: v for k, v in props.items()
+            if k not in (Prop.TOPIC_ALIAS, Prop.SUBSCRIPTION_IDENTIFIER)}
+
+
+def test_properties_reach_subscribers_unchanged_MQTT_3_3_2_17(broker, clients):
+    """[MQTT-3.3.2-17/18] User properties keep their order and duplicates;
+    [MQTT-3.3.2-15/16] Response Topic and Correlation Data are passed on unaltered;
+    [MQTT-3.3.2-4] Payload Format Indicator and [MQTT-3.3.2-20] Content Type likewise.
+    A 3.1.1 subscriber receives the same message with no properties."""
+    sub5 = clients.raw(broker, V5)
+    sub5.connect("c23-sub5")
+    sub5.subscribe("c23/props", 1)
+    sub3 = clients.raw(broker, V311)
+    sub3.connect("c23-sub3")
+    sub3.subscribe("c23/props", 1)
+    pub = clients.raw(broker, V5)
+    pub.connect("c23-pub")
+    pub.publish("c23/props", b'{"t": 21.5}', qos=1, props=MESSAGE_PROPS)
+
+    got5 = sub5.receive()
+    assert got5.payload == b'{"t": 21.5}'
+    assert forwarded(got5.properties) == MESSAGE_PROPS
+    got3 = sub3.receive()
+    assert (got3.topic, got3.payload) == ("c23/props", b'{"t": 21.5}')
+
+
+def test_retained_message_keeps_its_properties_MQTT_3_3_1_9(broker, clients):
+    """A retained message delivered on subscribe carries the properties it was published
+    with."""
+    pub = clients.raw(broker, V5)
+    pub.connect("c23-rpub")
+    pub.publish("c23/retained", b"kept", qos=1, retain=True, props=MESSAGE_PROPS)
+    sub = clients.raw(broker, V5)
+    sub.connect("c23-rsub")
+    sub.subscribe("c23/retained", 1)
+    got = sub.receive()
+    assert got.retain and got.payload == b"kept"
+    assert forwarded(got.properties) == MESSAGE_PROPS
+
+
+def test_message_expiry_is_forwarded_as_time_left_MQTT_3_3_2_6(broker, clients):
+    """[MQTT-3.3.2-6] The Message Expiry Interval a subscriber receives is what is left of
+    the publisher's interval (never more)."""
+    sub = clients.raw(broker, V5)
+    sub.connect("c23-esub")
+    sub.subscribe("c23/expiry", 1)
+    pub = clients.raw(broker, V5)
+    pub.connect("c23-epub")
+    pub.publish("c23/expiry", b"x", qos=1, props={Prop.MESSAGE_EXPIRY_INTERVAL: 120})
+    got = sub.receive()
+    assert 0 < got.properties[Prop.MESSAGE_EXPIRY_INTERVAL] <= 120
+
+
+def test_expired_retained_message_is_not_delivered_MQTT_3_3_2_5(start_broker, clients):
+    """[MQTT-3.3.2-5] A retained message whose expiry has passed is not sent to a new
+    subscriber; one that has not expired is. The wait is bounded by the session-expiry
+    housekeeping line the broker logs each second."""
+    b = start_broker("--log-level", "debug")
+    pub = clients.raw(b, V5)
+    pub.connect("c23-xpub")
+    pub.publish("c23/short", b"gone", qos=1, retain=True,
+                props={Prop.MESSAGE_EXPIRY_INTERVAL: 1})
+    pub.publish("c23/long", b"here", qos=1, retain=True,
+                props={Prop.MESSAGE_EXPIRY_INTERVAL: 600})
+    # Let the 1 s interval run out: a throwaway persistent session with a 1 s expiry ends
+    # on the broker's clock after at least as long, and the broker logs it.
+    probe = clients.raw(b, V5)
+    probe.connect("c23-clock", clean=True, session_expiry=1)
+    probe.close()
+    b.wait_for_log(r"session c23-clock expired", timeout=10)
+    sub = clients.raw(b, V5)
+    sub.connect("c23-xsub")
+    sub.subscribe("c23/#", 1)
+    got = sub.receive()
+    assert (got.topic, got.payload) == ("c23/long", b"here")
+    assert sub.barrier() == []
+
+
+def test_wildcard_in_response_topic_is_a_protocol_error_MQTT_3_3_2_14(broker, clients):
+    """[MQTT-3.3.2-14] The Response Topic is a topic name: a wildcard in it is a protocol
+    error (DISCONNECT 0x82)."""
+    pub = clients.raw(broker, V5)
+    pub.connect("c23-wild")
+    pub.publish("c23/req", b"x", qos=0, props={Prop.RESPONSE_TOPIC: "reply/+"})
+    packets = pub.expect_closed()
+    assert [(p.type, p.reason) for p in packets] == [(DISCONNECT, Reason.PROTOCOL_ERROR)]
