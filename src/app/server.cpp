@@ -97,6 +97,7 @@ Server::Server(const config::Config &config, util::Log &log) : config_(config), 
     settings.receive_maximum = limits.receive_maximum;
     settings.server_keep_alive = limits.server_keep_alive;
     settings.validate_utf8_payloads = limits.validate_utf8_payloads;
+    settings.response_information = config.request_response.response_information;
     settings.high_water_bytes = limits.client_buffer_bytes;
     settings.max_pending_bytes = limits.max_pending_bytes;
     settings.shared_subscriptions = config.shared_subscriptions.enabled;

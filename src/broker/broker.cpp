@@ -350,6 +350,18 @@ void Broker::accept_connect(Client &c, mqtt::Connect &&connect, mqtt::Connack &&
             p.maximum_qos = settings_.max_qos;
         }
         p.retain_available = 1;
+        // Request Response Information = 1 asks for a reply-topic namespace [MQTT-3.1.2-28];
+        // the broker may answer none.
+        if (props.request_response_information.value_or(0) == 1 &&
+            !settings_.response_information.empty()) {
+            std::string info = settings_.response_information;
+            constexpr std::string_view kPlaceholder = "{client_id}";
+            for (size_t at = info.find(kPlaceholder); at != std::string::npos;
+                 at = info.find(kPlaceholder, at + client_id.size())) {
+                info.replace(at, kPlaceholder.size(), client_id);
+            }
+            p.response_information = std::move(info);
+        }
         p.wildcard_subscription_available = 1;
         p.subscription_identifier_available = 1;
         p.shared_subscription_available = settings_.shared_subscriptions ? 1 : 0;

@@ -27,18 +27,19 @@ namespace ferrymq::broker {
 
 // Tunables of the core, filled from config::Config by the app.
 struct BrokerSettings {
-    uint16_t max_inflight = 20;                // outgoing QoS 1/2 per client without ack
-    uint32_t max_queued_messages = 1000;       // per session; then QoS 0 first, then oldest
-    uint64_t max_queued_bytes = 16u << 20;     // payload bytes per session
-    uint16_t receive_maximum = 65535;          // inbound QoS 1/2 we accept unacknowledged
-    uint16_t topic_alias_maximum = 10;         // inbound aliases per connection (5.0)
-    uint16_t outbound_topic_aliases = 10;      // aliases we assign per 5.0 connection, 0 = none
-    uint16_t server_keep_alive = 0;            // seconds imposed on 5.0 clients, 0 = theirs
-    bool validate_utf8_payloads = false;       // check payloads marked UTF-8 (5.0), 0x99 if not
-    uint32_t max_packet_size = 268'435'460;    // inbound limit, advertised in CONNACK
-    uint32_t max_session_expiry = 0xFFFFFFFF;  // cap on Session Expiry Interval, seconds
-    uint8_t max_qos = 2;                       // granted QoS cap
-    size_t high_water_bytes = 1u << 20;        // pending output above which a client is slow
+    uint16_t max_inflight = 20;               // outgoing QoS 1/2 per client without ack
+    uint32_t max_queued_messages = 1000;      // per session; then QoS 0 first, then oldest
+    uint64_t max_queued_bytes = 16u << 20;    // payload bytes per session
+    uint16_t receive_maximum = 65535;         // inbound QoS 1/2 we accept unacknowledged
+    uint16_t topic_alias_maximum = 10;        // inbound aliases per connection (5.0)
+    uint16_t outbound_topic_aliases = 10;     // aliases we assign per 5.0 connection, 0 = none
+    uint16_t server_keep_alive = 0;           // seconds imposed on 5.0 clients, 0 = theirs
+    std::string response_information;         // CONNACK Response Information; "{client_id}" expands
+    bool validate_utf8_payloads = false;      // check payloads marked UTF-8 (5.0), 0x99 if not
+    uint32_t max_packet_size = 268'435'460;   // inbound limit, advertised in CONNACK
+    uint32_t max_session_expiry = 0xFFFFFFFF; // cap on Session Expiry Interval, seconds
+    uint8_t max_qos = 2;                      // granted QoS cap
+    size_t high_water_bytes = 1u << 20;       // pending output above which a client is slow
     uint64_t max_pending_bytes = 256ull << 20; // all session queues: above it, pause publishers
     bool shared_subscriptions = true;          // accept $share/... and say so in CONNACK
     // Credentials for SCRAM-SHA-256 enhanced authentication by user name; empty function

@@ -442,9 +442,17 @@ void read_authentication(const Reader &reader, const Value &value, Config &confi
     }
 }
 
+void read_request_response(const Reader &reader, const Value &value, Config &config) {
+    Section section = reader.section(value, {"response_information"});
+    if (auto info = section.get("response_information")) {
+        config.request_response.response_information = reader.string(*info);
+    }
+}
+
 Config read_top_level(const Reader &reader, const Value &root) {
-    Section top = reader.section(
-        root, {"listeners", "data_dir", "log", "limits", "shared_subscriptions", "authentication"});
+    Section top =
+        reader.section(root, {"listeners", "data_dir", "log", "limits", "shared_subscriptions",
+                              "authentication", "request_response"});
     Config config;
     if (auto value = top.get("listeners")) {
         read_listeners(reader, *value, config);
@@ -463,6 +471,9 @@ Config read_top_level(const Reader &reader, const Value &root) {
     }
     if (auto value = top.get("authentication")) {
         read_authentication(reader, *value, config);
+    }
+    if (auto value = top.get("request_response")) {
+        read_request_response(reader, *value, config);
     }
     return config;
 }

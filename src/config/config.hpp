@@ -99,6 +99,13 @@ struct AuthenticationConfig {
     uint32_t scram_iterations = 4096;   // PBKDF2 rounds for the derived keys
 };
 
+// MQTT 5.0 request/response (spec 4.10).
+struct RequestResponseConfig {
+    // Response Information sent in CONNACK to a client that asks for it, with "{client_id}"
+    // replaced by the client's id, e.g. "reply/{client_id}/"; empty: none is sent.
+    std::string response_information;
+};
+
 struct Config {
     std::vector<ListenerConfig> listeners{ListenerConfig{}}; // never empty
     std::string data_dir = "ferrymq-data"; // persistent state; relative paths are from the cwd
@@ -106,6 +113,7 @@ struct Config {
     Limits limits;
     SharedSubscriptionsConfig shared_subscriptions;
     AuthenticationConfig authentication;
+    RequestResponseConfig request_response;
 };
 
 // Why a configuration was refused. what() is "FILE:LINE:COL: message" (1-based line and

@@ -104,3 +104,39 @@ def test_wildcard_in_response_topic_is_a_protocol_error_MQTT_3_3_2_14(broker, cl
     pub.publish("c23/req", b"x", qos=0, props={Prop.RESPONSE_TOPIC: "reply/+"})
     packets = pub.expect_closed()
     assert [(p.type, p.reason) for p in packets] == [(DISCONNECT, Reason.PROTOCOL_ERROR)]
+
+
+RESPONSE_CONFIG = """
+request_response:
+  response_information: "reply/{client_id}/"
+"""
+
+
+def test_response_information_on_request_MQTT_3_1_2_28(start_broker, clients):
+    """[MQTT-3.1.2-28] A client that sets Request Response Information 1 gets Response
+    Information in CONNACK (the configured prefix with its client id); one that does not
+    ask, or asks with 0, gets none [MQTT-3.1.2-29]."""
+    b = start_broker(config_text=RESPONSE_CONFIG)
+    asking = clients.raw(b, V5)
+    ack = asking.connect("c23-req", props={Prop.REQUEST_RESPONSE_INFORMATION: 1})
+    assert ack.properties[Prop.RESPONSE_INFORMATION] == "reply/c23-req/"
+    for props in ({}, {Prop.REQUEST_RESPONSE_INFORMATION: 0}):
+        quiet = clients.raw(b, V5)
+        ack = quiet.connect("c23-quiet", props=props)
+        assert Prop.RESPONSE_INFORMATION not in ack.properties
+
+
+def test_no_response_information_by_default(broker, clients):
+    """Without a configured prefix the broker sends no Response Information (it may)."""
+    c = clients.raw(broker, V5)
+    ack = c.connect("c23-default", props={Prop.REQUEST_RESPONSE_INFORMATION: 1})
+    assert Prop.RESPONSE_INFORMATION not in ack.properties
+
+
+def test_request_response_information_above_1_is_a_protocol_error(broker, clients):
+    """Request Response Information other than 0 or 1 is a protocol error (3.1.2.11.7): the
+    connection is refused."""
+    from mqtt_helpers import connect_packet
+    c = clients.raw(broker, V5)
+    c.send(connect_packet("c23-bad", V5, props={Prop.REQUEST_RESPONSE_INFORMATION: 2}))
+    c.expect_closed()
