@@ -102,6 +102,8 @@ Server::Server(const config::Config &config, util::Log &log) : config_(config), 
     settings.max_pending_bytes = limits.max_pending_bytes;
     settings.shared_subscriptions = config.shared_subscriptions.enabled;
     settings.shared_strategy = share_strategy(config.shared_subscriptions.strategy);
+    settings.sys_interval = config.sys.interval;
+    settings.version = FERRYMQ_VERSION;
     // SCRAM keys are derived once here; the broker only ever sees the derived credentials.
     for (const config::ScramUser &user : config.authentication.scram_users) {
         scram_users_.emplace(user.username,
@@ -222,7 +224,9 @@ bool Server::start() {
     // Connections keep a reference to their listener's policy: the vector never grows again.
     policies_.reserve(config_.listeners.size());
     for (const config::ListenerConfig &listener_config : config_.listeners) {
-        policies_.push_back({listener_config.allow_anonymous});
+        const config::UserPropertyLimits &up = listener_config.user_properties;
+        policies_.push_back({listener_config.allow_anonymous, up.max_count, up.max_bytes,
+                             up.allowed_keys, up.strip});
         std::string wanted = config::format_endpoint(listener_config.host, listener_config.port);
         net::ListenerHandler &handler = *this;
         listeners_.push_back(std::make_unique<net::Listener>(loop_, log_, handler));

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "broker.hpp"
 
+#include "sys_topics.hpp"
+
 #include "mqtt/topic.hpp"
 #include "mqtt/utf8.hpp"
 
@@ -44,6 +46,51 @@ Delivery shared_delivery(const MessagePtr &m, const SubscriptionOptions &o, uint
 
 } // namespace
 
+// Applies a listener's rules for User Properties (allowed names, count, total bytes) to
+// a 5.0 PUBLISH, stripping what breaks them when the listener says so.
+UserPropertyVerdict apply_user_property_policy(const ListenerPolicy &p,
+                                               std::vector<mqtt::UserProperty> &props) {
+    if (props.empty()) {
+        return UserPropertyVerdict::ok;
+    }
+    bool stripped = false;
+    if (!p.allowed_user_property_keys.empty()) {
+        const auto &allowed = p.allowed_user_property_keys;
+        auto refused = [&allowed](const mqtt::UserProperty &kv) {
+            return std::find(allowed.begin(), allowed.end(), kv.first) == allowed.end();
+        };
+        if (std::any_of(props.begin(), props.end(), refused)) {
+            if (!p.strip_user_properties) {
+                return UserPropertyVerdict::key_not_allowed;
+            }
+            props.erase(std::remove_if(props.begin(), props.end(), refused), props.end());
+            stripped = true;
+        }
+    }
+    auto bytes = [&props] {
+        size_t n = 0;
+        for (const auto &[k, v] : props) {
+            n += k.size() + v.size();
+        }
+        return n;
+    };
+    const bool too_many = p.max_user_properties != 0 && props.size() > p.max_user_properties;
+    const bool too_big = p.max_user_property_bytes != 0 && bytes() > p.max_user_property_bytes;
+    if (too_many || too_big) {
+        if (!p.strip_user_properties) {
+            return UserPropertyVerdict::too_large;
+        }
+        // Keep the first properties that fit, in order.
+        while (!props.empty() &&
+               ((p.max_user_properties != 0 && props.size() > p.max_user_properties) ||
+                (p.max_user_property_bytes != 0 && bytes() > p.max_user_property_bytes))) {
+            props.pop_back();
+        }
+        stripped = true;
+    }
+    return stripped ? UserPropertyVerdict::stripped : UserPropertyVerdict::ok;
+}
+
 Broker::Broker(const BrokerSettings &settings, util::Log &log)
     : settings_(settings), log_(log),
       shared_(settings.shared_strategy,
@@ -77,6 +124,7 @@ void Broker::fail(Client &c, Reason reason, const char *what) {
     if (c.session && c.version == Version::v5) {
         mqtt::Disconnect d;
         d.reason = reason;
+        count_reason(reason);
         c.link->send(d);
     }
     c.closing = true;
@@ -88,7 +136,8 @@ void Broker::refuse(Client &c, Reason reason, const char *what) {
               unsigned(reason), std::string(mqtt::reason_name(reason)).c_str());
     mqtt::Connack ack;
     ack.reason = reason;
-    c.link->send(ack); // 3.1/3.1.1: encoded as the nearest return code
+    count_reason(reason); // by its 5.0 value, whatever the client's version
+    c.link->send(ack);    // 3.1/3.1.1: encoded as the nearest return code
     c.closing = true;
     c.link->close();
 }
@@ -297,6 +346,7 @@ void Broker::accept_connect(Client &c, mqtt::Connect &&connect, mqtt::Connack &&
             if (old->version == Version::v5) {
                 mqtt::Disconnect d;
                 d.reason = Reason::session_taken_over;
+                count_reason(d.reason);
                 old->link->send(d);
             }
             old->closing = true;
@@ -328,6 +378,7 @@ void Broker::accept_connect(Client &c, mqtt::Connect &&connect, mqtt::Connack &&
     session->expires_at_ms = 0;
     session->will = connect.will ? std::make_unique<mqtt::Will>(std::move(*connect.will)) : nullptr;
     c.session = session;
+    ++connected_[version_index(c.version)];
 
     // A configured Server Keep Alive replaces a 5.0 client's own, and the client must use it
     // [MQTT-3.2.2-21]; without one the client's value holds [MQTT-3.2.2-22]. 3.1/3.1.1 have
@@ -444,6 +495,19 @@ void Broker::handle_auth(Client &c, const mqtt::Auth &packet, uint64_t now_ms) {
     c.link->send(done);
 }
 
+// Refuses a QoS 1/2 PUBLISH with `reason` in its acknowledgement; the message is neither
+// routed nor retained, and a QoS 2 flow ends there.
+void Broker::refuse_publish(Client &c, uint8_t qos, uint16_t packet_id, Reason reason) {
+    if (qos != 0) {
+        count_reason(reason);
+    }
+    if (qos == 1) {
+        c.link->send(mqtt::Puback{{packet_id, reason, {}}});
+    } else if (qos == 2) {
+        c.link->send(mqtt::Pubrec{{packet_id, reason, {}}});
+    }
+}
+
 void Broker::handle_publish(Client &c, mqtt::Publish &&publish, uint64_t now_ms) {
     Session &s = *c.session;
     ++stats_.messages_received;
@@ -473,6 +537,23 @@ void Broker::handle_publish(Client &c, mqtt::Publish &&publish, uint64_t now_ms)
     if (publish.qos > settings_.max_qos) {
         return fail(c, Reason::qos_not_supported, "QoS above the maximum");
     }
+    if (publish.topic.starts_with("$SYS/")) {
+        // Only the broker publishes $SYS topics. Like Mosquitto the message is dropped; a
+        // 5.0 QoS 1/2 sender is told so with 0x87, a 3.1/3.1.1 one has no way to hear it.
+        ++stats_.dropped_sys_publish;
+        log_.debug("dropped a PUBLISH on %s from %s: $SYS topics are the broker's",
+                   publish.topic.c_str(), s.client_id().c_str());
+        if (c.version == Version::v5) {
+            return refuse_publish(c, publish.qos, publish.packet_id, Reason::not_authorized);
+        }
+        if (publish.qos == 1) {
+            c.link->send(mqtt::Puback{{publish.packet_id, Reason::success, {}}});
+        } else if (publish.qos == 2) {
+            s.inbound_qos2.insert(publish.packet_id); // its PUBREL is answered as usual
+            c.link->send(mqtt::Pubrec{{publish.packet_id, Reason::success, {}}});
+        }
+        return;
+    }
     const uint8_t qos = publish.qos;
     const uint16_t packet_id = publish.packet_id;
     if (qos == 2 && s.inbound_qos2.contains(packet_id)) {
@@ -498,12 +579,23 @@ void Broker::handle_publish(Client &c, mqtt::Publish &&publish, uint64_t now_ms)
             }
             log_.debug("refused a PUBLISH on %s from %s: payload marked UTF-8 is not UTF-8",
                        publish.topic.c_str(), s.client_id().c_str());
-            if (qos == 1) {
-                c.link->send(mqtt::Puback{{packet_id, Reason::payload_format_invalid, {}}});
-            } else {
-                c.link->send(mqtt::Pubrec{{packet_id, Reason::payload_format_invalid, {}}});
+            return refuse_publish(c, qos, packet_id, Reason::payload_format_invalid);
+        }
+        switch (apply_user_property_policy(c.link->policy(), publish.properties.user_properties)) {
+        case UserPropertyVerdict::ok:
+            break;
+        case UserPropertyVerdict::stripped:
+            ++stats_.user_property_drops;
+            break;
+        case UserPropertyVerdict::too_large:
+            ++stats_.user_property_drops;
+            return fail(c, Reason::packet_too_large, "user properties above the listener's limit");
+        case UserPropertyVerdict::key_not_allowed:
+            ++stats_.user_property_drops;
+            if (qos == 0) {
+                return; // nothing to answer a QoS 0 message with: dropped, counted
             }
-            return;
+            return refuse_publish(c, qos, packet_id, Reason::payload_format_invalid);
         }
     }
 
@@ -531,6 +623,9 @@ void Broker::handle_publish(Client &c, mqtt::Publish &&publish, uint64_t now_ms)
     const Reason reason = receivers == 0 && c.version == Version::v5
                               ? Reason::no_matching_subscribers
                               : Reason::success;
+    if (qos != 0 && reason != Reason::success) {
+        count_reason(reason);
+    }
     if (qos == 1) {
         c.link->send(mqtt::Puback{{packet_id, reason, {}}});
     } else if (qos == 2) {
@@ -739,6 +834,9 @@ void Broker::handle_pubrec(Client &c, const mqtt::Pubrec &pubrec) {
     Session &s = *c.session;
     Inflight *m = s.inflight.find(pubrec.packet_id);
     if (m == nullptr || m->delivery.qos != 2) {
+        if (c.version == Version::v5) {
+            count_reason(Reason::packet_identifier_not_found);
+        }
         c.link->send(mqtt::Pubrel{{pubrec.packet_id, Reason::packet_identifier_not_found, {}}});
         return;
     }
@@ -755,6 +853,9 @@ void Broker::handle_pubrec(Client &c, const mqtt::Pubrec &pubrec) {
 void Broker::handle_pubrel(Client &c, uint16_t packet_id) {
     Session &s = *c.session;
     const bool known = s.inbound_qos2.erase(packet_id);
+    if (!known && c.version == Version::v5) {
+        count_reason(Reason::packet_identifier_not_found);
+    }
     c.link->send(mqtt::Pubcomp{
         {packet_id, known ? Reason::success : Reason::packet_identifier_not_found, {}}});
 }
@@ -808,6 +909,11 @@ void Broker::handle_subscribe(Client &c, mqtt::Subscribe &&subscribe, uint64_t n
             retained_wanted.emplace_back(std::move(sub.filter), o);
         }
     }
+    for (Reason r : ack.reasons) {
+        if (static_cast<uint8_t>(r) >= 0x80) {
+            count_reason(r); // granted QoS 1 and 2 are successes
+        }
+    }
     c.link->send(ack);
     for (const auto &[filter, o] : retained_wanted) {
         send_retained(c, filter, o, now_ms);
@@ -847,6 +953,9 @@ void Broker::handle_unsubscribe(Client &c, const mqtt::Unsubscribe &unsubscribe)
         unsubscribe_filter(s, filter);
         if (c.version == Version::v5) {
             ack.reasons.push_back(existed ? Reason::success : Reason::no_subscription_existed);
+            if (!existed) {
+                count_reason(Reason::no_subscription_existed);
+            }
         }
     }
     c.link->send(ack);
@@ -898,6 +1007,9 @@ void Broker::publish_will(Session &s, uint64_t now_ms) {
 
 void Broker::detach(Client &c, uint64_t now_ms) {
     Session *s = c.session;
+    if (s != nullptr) {
+        --connected_[version_index(c.version)];
+    }
     c.session = nullptr;
     if (s == nullptr || s->link_id != c.link->id()) {
         return;
@@ -1026,6 +1138,54 @@ void Broker::tick(uint64_t now_ms) {
         log_.debug("session %s expired", s->client_id().c_str());
         destroy_session(s);
     }
+    if (started_ms_ == 0) {
+        started_ms_ = now_ms;
+    }
+    if (settings_.sys_interval != 0 && now_ms >= next_sys_ms_) {
+        next_sys_ms_ = now_ms + uint64_t{settings_.sys_interval} * 1000;
+        publish_sys(now_ms);
+    }
+}
+
+size_t Broker::version_index(Version version) {
+    switch (version) {
+    case Version::v31:
+        return size_t(SysVersion::v31);
+    case Version::v311:
+        return size_t(SysVersion::v311);
+    case Version::v5:
+        break;
+    }
+    return size_t(SysVersion::v5);
+}
+
+void Broker::publish_sys(uint64_t now_ms) {
+    // Called from tick() every sys_interval seconds. Like a will, each value is a message
+    // the broker originates: retained so a new subscriber sees it at once, QoS 0, and sent
+    // only when it changed so an idle broker stays quiet.
+    SysState state;
+    state.version = settings_.version;
+    state.uptime_s = (now_ms - started_ms_) / 1000;
+    state.connected = connected_;
+    state.sessions = sessions_.size();
+    state.retained = retained_.size();
+    for (auto &[topic, value] : sys_topics(stats_, state)) {
+        auto [it, inserted] = sys_published_.try_emplace(topic, value);
+        if (!inserted) {
+            if (it->second == value) {
+                continue;
+            }
+            it->second = value;
+        }
+        auto m = std::make_shared<Message>();
+        m->topic = std::move(topic);
+        m->payload.assign(value.begin(), value.end());
+        m->qos = 0;
+        m->retain = true;
+        MessagePtr shared = std::move(m);
+        retained_[shared->topic] = shared;
+        route(shared, now_ms);
+    }
 }
 
 void Broker::shutdown(uint64_t now_ms) {
@@ -1037,6 +1197,7 @@ void Broker::shutdown(uint64_t now_ms) {
         if (c.session != nullptr && c.version == Version::v5) {
             mqtt::Disconnect d;
             d.reason = Reason::server_shutting_down;
+            count_reason(d.reason);
             c.link->send(d);
         }
         c.closing = true;

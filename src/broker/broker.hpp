@@ -14,6 +14,7 @@
 #include "topic_alias_table.hpp"
 #include "util/log.hpp"
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -48,9 +49,12 @@ struct BrokerSettings {
     uint64_t random_seed = 0; // random and sticky strategies; 0 = random_device
     // How a shared subscription group picks the member for each message.
     ShareStrategy shared_strategy = ShareStrategy::round_robin;
+    // Seconds between $SYS publications (retained, only changed values); 0 = none.
+    uint32_t sys_interval = 10;
+    std::string version = "unknown"; // published as $SYS/broker/version
 };
 
-// Counters for every drop and error, surfaced in logs now and in $SYS later.
+// Counters for every drop and error, surfaced in the stop log line and in $SYS.
 struct BrokerStats {
     uint64_t messages_received = 0;
     uint64_t messages_sent = 0;
@@ -61,10 +65,15 @@ struct BrokerStats {
     uint64_t protocol_errors = 0;
     uint64_t shared_deliveries = 0;       // messages a shared subscription gave one member
     uint64_t shared_redeliveries = 0;     // of those, handed to another member when one left
+    uint64_t user_property_drops = 0;     // 5.0 PUBLISHes stripped or refused by the rules
     uint64_t invalid_utf8_payloads = 0;   // refused with 0x99 (validate_utf8_payloads)
     uint64_t topic_alias_hits = 0;        // PUBLISHes sent with an empty topic and an alias
     uint64_t topic_alias_bytes_saved = 0; // topic bytes those left out (each alias property
                                           // costs 3 bytes, on hits and assignments alike)
+    uint64_t dropped_sys_publish = 0;     // client PUBLISHes to $SYS/..., never routed
+    // Non-success reason codes the broker sent (CONNACK, DISCONNECT, PUBACK, PUBREC, PUBREL,
+    // PUBCOMP, SUBACK, UNSUBACK), indexed by value.
+    std::array<uint64_t, 256> reasons_sent{};
 };
 
 // Inbound topic aliases of one 5.0 connection (alias -> topic name).
@@ -79,6 +88,11 @@ class TopicAliases {
   private:
     std::unordered_map<uint16_t, std::string> map_;
 };
+
+// What a listener's User Property rules made of one 5.0 PUBLISH.
+enum class UserPropertyVerdict : uint8_t { ok, stripped, too_large, key_not_allowed };
+UserPropertyVerdict apply_user_property_policy(const ListenerPolicy &policy,
+                                               std::vector<mqtt::UserProperty> &props);
 
 class Broker {
   public:
@@ -100,7 +114,7 @@ class Broker {
     void on_close(Link &link, uint64_t now_ms);
     // The connection's output drained below the low-water mark: send what waits.
     void on_writable(Link &link);
-    // Periodic housekeeping: session expiry.
+    // Periodic housekeeping: session expiry, wills due, $SYS topics.
     void tick(uint64_t now_ms);
     // Graceful stop: 5.0 clients get DISCONNECT 0x8B; every connection is closed.
     void shutdown(uint64_t now_ms);
@@ -116,6 +130,10 @@ class Broker {
     const BrokerStats &stats() const { return stats_; }
     size_t session_count() const { return sessions_.size(); }
     size_t retained_count() const { return retained_.size(); }
+    // Connected clients (CONNECT accepted, not yet closed) by protocol version.
+    uint64_t connected_count(mqtt::Version version) const {
+        return connected_[version_index(version)];
+    }
 
   private:
     // An enhanced authentication (spec 4.12): the method chosen in CONNECT, the exchange
@@ -144,11 +162,18 @@ class Broker {
         std::unique_ptr<AuthExchange> auth; // 5.0 enhanced authentication, when negotiated
     };
 
+    static size_t version_index(mqtt::Version version);
+    // Counts a non-success reason code about to be sent.
+    void count_reason(mqtt::Reason reason) { ++stats_.reasons_sent[static_cast<uint8_t>(reason)]; }
+    // Publishes every $SYS value that changed since the last call, retained at QoS 0.
+    void publish_sys(uint64_t now_ms);
+
     void handle_connect(Client &c, mqtt::Connect &&connect, uint64_t now_ms);
     // Completes a CONNECT that passed every check (and its authentication, if any).
     void accept_connect(Client &c, mqtt::Connect &&connect, mqtt::Connack &&ack, uint64_t now_ms);
     void handle_auth(Client &c, const mqtt::Auth &auth, uint64_t now_ms);
     void handle_publish(Client &c, mqtt::Publish &&publish, uint64_t now_ms);
+    void refuse_publish(Client &c, uint8_t qos, uint16_t packet_id, mqtt::Reason reason);
     void handle_subscribe(Client &c, mqtt::Subscribe &&subscribe, uint64_t now_ms);
     void handle_unsubscribe(Client &c, const mqtt::Unsubscribe &unsubscribe);
     void handle_disconnect(Client &c, const mqtt::Disconnect &disconnect, uint64_t now_ms);
@@ -202,6 +227,10 @@ class Broker {
     uint64_t match_epoch_ = 0;
     uint64_t assigned_ids_ = 0;
     std::vector<std::pair<Session *, Delivery>> matches_; // scratch for route()
+    std::array<uint64_t, 3> connected_{};                 // connected clients by version_index()
+    uint64_t started_ms_ = 0;                             // loop clock at the first tick
+    uint64_t next_sys_ms_ = 0;                            // when publish_sys() runs next
+    std::unordered_map<std::string, std::string> sys_published_; // $SYS topic -> last value
 };
 
 } // namespace ferrymq::broker

@@ -8,12 +8,20 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 namespace ferrymq::broker {
 
 // What the listener a connection came in on allows.
 struct ListenerPolicy {
     bool allow_anonymous = true; // clients without a username may connect
+    // User Properties of 5.0 PUBLISH packets: limits (0 = none), allowed names (empty =
+    // all), and whether breaking them strips the properties or refuses the message.
+    uint32_t max_user_properties = 0;
+    uint32_t max_user_property_bytes = 0;
+    std::vector<std::string> allowed_user_property_keys;
+    bool strip_user_properties = false;
 };
 
 class Link {

@@ -266,9 +266,40 @@ std::string address_key(const ListenerConfig &listener) {
 }
 
 // Reads one "- bind: ..." entry; `earlier` are the entries above it, which it must not repeat.
+// listeners[].user_properties: limits on the User Properties of 5.0 PUBLISH packets.
+void read_user_property_limits(const Reader &reader, const Value &value,
+                               UserPropertyLimits &limits) {
+    Section section = reader.section(value, {"max_count", "max_bytes", "allowed_keys", "action"});
+    if (auto v = section.get("max_count")) {
+        limits.max_count = static_cast<uint32_t>(reader.integer(*v, 0, 65535));
+    }
+    if (auto v = section.get("max_bytes")) {
+        limits.max_bytes = static_cast<uint32_t>(reader.integer(*v, 0, UINT32_MAX));
+    }
+    if (auto v = section.get("allowed_keys")) {
+        if (!v->node.IsSequence()) {
+            reader.fail(*v,
+                        "allowed_keys must be a list of property names, got " + describe(v->node));
+        }
+        for (size_t i = 0; i < v->node.size(); ++i) {
+            YAML::Node node = v->node[i];
+            Value key{node, node.Mark().is_null() ? v->mark : node.Mark(),
+                      v->path + "[" + std::to_string(i) + "]"};
+            limits.allowed_keys.push_back(reader.string(key));
+        }
+    }
+    if (auto v = section.get("action")) {
+        const std::string action = reader.string(*v);
+        if (action != "reject" && action != "strip") {
+            reader.fail(*v, "unknown action '" + action + "'; expected one of: reject, strip");
+        }
+        limits.strip = action == "strip";
+    }
+}
+
 ListenerConfig read_listener(const Reader &reader, const Value &item,
                              const std::vector<ListenerConfig> &earlier) {
-    Section section = reader.section(item, {"bind", "allow_anonymous"});
+    Section section = reader.section(item, {"bind", "allow_anonymous", "user_properties"});
     ListenerConfig listener;
     listener.line = item.mark.line + 1;
     std::optional<Value> bind = section.get("bind");
@@ -299,6 +330,9 @@ ListenerConfig read_listener(const Reader &reader, const Value &item,
     }
     if (auto value = section.get("allow_anonymous")) {
         listener.allow_anonymous = reader.boolean(*value);
+    }
+    if (auto value = section.get("user_properties")) {
+        read_user_property_limits(reader, *value, listener.user_properties);
     }
     return listener;
 }
@@ -449,10 +483,16 @@ void read_request_response(const Reader &reader, const Value &value, Config &con
     }
 }
 
+// sys: the $SYS topics.
+void read_sys(const Reader &reader, const Value &value, Config &config) {
+    Section section = reader.section(value, {"interval"});
+    read_integer(reader, section, "interval", 0, 86400, config.sys.interval);
+}
+
 Config read_top_level(const Reader &reader, const Value &root) {
     Section top =
         reader.section(root, {"listeners", "data_dir", "log", "limits", "shared_subscriptions",
-                              "authentication", "request_response"});
+                              "authentication", "request_response", "sys"});
     Config config;
     if (auto value = top.get("listeners")) {
         read_listeners(reader, *value, config);
@@ -474,6 +514,9 @@ Config read_top_level(const Reader &reader, const Value &root) {
     }
     if (auto value = top.get("request_response")) {
         read_request_response(reader, *value, config);
+    }
+    if (auto value = top.get("sys")) {
+        read_sys(reader, *value, config);
     }
     return config;
 }

@@ -40,7 +40,16 @@ std::string format_endpoint(std::string_view host, uint16_t port);
 bool is_ip_literal(std::string_view host);
 
 // One TCP listening socket.
+// What a listener accepts in the User Properties of a 5.0 PUBLISH.
+struct UserPropertyLimits {
+    uint32_t max_count = 0;                // properties per message, 0 = no limit
+    uint32_t max_bytes = 0;                // names and values together, 0 = no limit
+    std::vector<std::string> allowed_keys; // empty = every key
+    bool strip = false;                    // true: remove what breaks a rule; false: refuse
+};
+
 struct ListenerConfig {
+    UserPropertyLimits user_properties;
     std::string host = "127.0.0.1"; // numeric address to bind, IPv6 without brackets
     uint16_t port = 1883;           // 0 (command line only) means any free port
     bool allow_anonymous = true;    // whether clients without a username may connect
@@ -106,6 +115,11 @@ struct RequestResponseConfig {
     std::string response_information;
 };
 
+// The $SYS topics the broker publishes about itself.
+struct SysConfig {
+    uint32_t interval = 10; // seconds between publications (changed values only), 0 = none
+};
+
 struct Config {
     std::vector<ListenerConfig> listeners{ListenerConfig{}}; // never empty
     std::string data_dir = "ferrymq-data"; // persistent state; relative paths are from the cwd
@@ -114,6 +128,7 @@ struct Config {
     SharedSubscriptionsConfig shared_subscriptions;
     AuthenticationConfig authentication;
     RequestResponseConfig request_response;
+    SysConfig sys;
 };
 
 // Why a configuration was refused. what() is "FILE:LINE:COL: message" (1-based line and

@@ -168,7 +168,7 @@ TEST_CASE("config: YAML syntax errors carry the parser's position") {
 TEST_CASE("config: unknown keys are refused at every level") {
     CHECK(error_of("listners:\n  - bind: 127.0.0.1:1883\n") ==
           "t.yaml:1:1: unknown key 'listners' in top level; expected one of: listeners, "
-          "data_dir, log, limits, shared_subscriptions, authentication, request_response");
+          "data_dir, log, limits, shared_subscriptions, authentication, request_response, sys");
     CHECK(error_of("log:\n  levle: info\n") ==
           "t.yaml:2:3: unknown key 'levle' in log; expected one of: level");
     CHECK(starts_with(error_of("limits:\n  max_conections: 1\n"),
@@ -371,6 +371,5 @@ TEST_CASE("config: SCRAM users for enhanced authentication") {
     CHECK(error_of("authentication:\n  scram_users:\n    - {username: a, password: x}\n"
                    "    - {username: a, password: y}\n") ==
           "t.yaml:4:18: duplicate SCRAM user 'a'");
-    CHECK(error_of("authentication:\n  scram_iterations: 10\n")
-              .rfind("t.yaml:2:21:", 0) == 0);
+    CHECK(error_of("authentication:\n  scram_iterations: 10\n").rfind("t.yaml:2:21:", 0) == 0);
 }
