@@ -302,6 +302,19 @@ def disconnect_packet(version=V311, reason=None, props=None):
     return frame(0xE0, body)
 
 
+def free_ports(n):
+    """`n` loopback ports the kernel just handed out, for configuration files (which cannot
+    say port 0); the broker binds them right after."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def auth_packet(reason, props=None):
     """A 5.0 AUTH packet (spec 3.15) with `reason` and properties."""
     return frame(0xF0, bytes([reason]) + properties(props or {}))

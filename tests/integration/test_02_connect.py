@@ -9,6 +9,7 @@ import pytest
 from mqtt_helpers import (CONNACK, DISCONNECT, PINGREQ_PACKET, PINGRESP, V31, V311, V5,
                           VERSIONS, Prop, Reason, Will, connect_packet, frame, publish_packet,
                           subscribe_packet)
+from mqtt_helpers import free_ports
 from mqtt_helpers import clients  # noqa: F401 (fixture, used by name)
 
 
@@ -263,20 +264,6 @@ listeners:
   - bind: "127.0.0.1:{closed_port}"
     allow_anonymous: false
 """
-
-
-def free_ports(n):
-    """Ports the kernel just handed out; the broker binds them right after (config files
-    cannot say port 0)."""
-    import socket
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 @pytest.mark.parametrize("version", [V311, V5], ids=["v311", "v5"])

@@ -3,9 +3,7 @@
 a count limit, a byte limit and an allow-list of names, each either refusing the message
 (PUBACK 0x99 for a name not allowed, DISCONNECT 0x95 above a limit) or stripping what
 breaks the rule."""
-import socket
-
-from mqtt_helpers import DISCONNECT, PUBACK, V5, Prop, Reason
+from mqtt_helpers import DISCONNECT, PUBACK, V5, Prop, Reason, free_ports
 from mqtt_helpers import clients  # noqa: F401 (fixture, used by name)
 
 CONFIG = """
@@ -15,17 +13,6 @@ listeners:
   - bind: "127.0.0.1:{strip_port}"
     user_properties: {{max_count: 2, max_bytes: 40, allowed_keys: [site, unit], action: strip}}
 """
-
-
-def free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def start(start_broker):
