@@ -98,6 +98,8 @@ Server::Server(const config::Config &config, util::Log &log) : config_(config), 
     settings.server_keep_alive = limits.server_keep_alive;
     settings.validate_utf8_payloads = limits.validate_utf8_payloads;
     settings.response_information = config.request_response.response_information;
+    settings.server_reference = config.redirect.server_reference;
+    settings.server_moved = config.redirect.permanent;
     settings.high_water_bytes = limits.client_buffer_bytes;
     settings.max_pending_bytes = limits.max_pending_bytes;
     settings.shared_subscriptions = config.shared_subscriptions.enabled;

@@ -131,11 +131,12 @@ void Broker::fail(Client &c, Reason reason, const char *what) {
     c.link->close();
 }
 
-void Broker::refuse(Client &c, Reason reason, const char *what) {
+void Broker::refuse(Client &c, Reason reason, const char *what, mqtt::Properties properties) {
     log_.info("refusing connection %" PRIu64 ": %s (0x%02X %s)", c.link->id(), what,
               unsigned(reason), std::string(mqtt::reason_name(reason)).c_str());
     mqtt::Connack ack;
     ack.reason = reason;
+    ack.properties = std::move(properties);
     count_reason(reason); // by its 5.0 value, whatever the client's version
     c.link->send(ack);    // 3.1/3.1.1: encoded as the nearest return code
     c.closing = true;
@@ -263,6 +264,16 @@ void Broker::handle_connect(Client &c, mqtt::Connect &&connect, uint64_t now_ms)
         // the one it sent [MQTT-3.1.2-26].
         c.outbound_alias_max =
             std::min(props.topic_alias_maximum.value_or(0), settings_.outbound_topic_aliases);
+    }
+    if (!settings_.server_reference.empty()) {
+        // Redirection (spec 4.11): this broker sends clients to another one, e.g. while
+        // the gateway is under maintenance. 3.1/3.1.1 clients get "server unavailable".
+        mqtt::Properties p;
+        if (v5) {
+            p.server_reference = settings_.server_reference;
+        }
+        return refuse(c, settings_.server_moved ? Reason::server_moved : Reason::use_another_server,
+                      "redirected to another server", std::move(p));
     }
     mqtt::Connack ack;
     if (connect.will && connect.will->qos > settings_.max_qos) {

@@ -28,19 +28,21 @@ namespace ferrymq::broker {
 
 // Tunables of the core, filled from config::Config by the app.
 struct BrokerSettings {
-    uint16_t max_inflight = 20;               // outgoing QoS 1/2 per client without ack
-    uint32_t max_queued_messages = 1000;      // per session; then QoS 0 first, then oldest
-    uint64_t max_queued_bytes = 16u << 20;    // payload bytes per session
-    uint16_t receive_maximum = 65535;         // inbound QoS 1/2 we accept unacknowledged
-    uint16_t topic_alias_maximum = 10;        // inbound aliases per connection (5.0)
-    uint16_t outbound_topic_aliases = 10;     // aliases we assign per 5.0 connection, 0 = none
-    uint16_t server_keep_alive = 0;           // seconds imposed on 5.0 clients, 0 = theirs
-    std::string response_information;         // CONNACK Response Information; "{client_id}" expands
-    bool validate_utf8_payloads = false;      // check payloads marked UTF-8 (5.0), 0x99 if not
-    uint32_t max_packet_size = 268'435'460;   // inbound limit, advertised in CONNACK
-    uint32_t max_session_expiry = 0xFFFFFFFF; // cap on Session Expiry Interval, seconds
-    uint8_t max_qos = 2;                      // granted QoS cap
-    size_t high_water_bytes = 1u << 20;       // pending output above which a client is slow
+    uint16_t max_inflight = 20;             // outgoing QoS 1/2 per client without ack
+    uint32_t max_queued_messages = 1000;    // per session; then QoS 0 first, then oldest
+    uint64_t max_queued_bytes = 16u << 20;  // payload bytes per session
+    uint16_t receive_maximum = 65535;       // inbound QoS 1/2 we accept unacknowledged
+    uint16_t topic_alias_maximum = 10;      // inbound aliases per connection (5.0)
+    uint16_t outbound_topic_aliases = 10;   // aliases we assign per 5.0 connection, 0 = none
+    uint16_t server_keep_alive = 0;         // seconds imposed on 5.0 clients, 0 = theirs
+    std::string server_reference;           // non-empty: refuse every CONNECT, pointing here (4.11)
+    bool server_moved = false;              // 0x9D Server moved (permanent) instead of 0x9C
+    std::string response_information;       // CONNACK Response Information; "{client_id}" expands
+    bool validate_utf8_payloads = false;    // check payloads marked UTF-8 (5.0), 0x99 if not
+    uint32_t max_packet_size = 268'435'460; // inbound limit, advertised in CONNACK
+    uint32_t max_session_expiry = 0xFFFFFFFF;  // cap on Session Expiry Interval, seconds
+    uint8_t max_qos = 2;                       // granted QoS cap
+    size_t high_water_bytes = 1u << 20;        // pending output above which a client is slow
     uint64_t max_pending_bytes = 256ull << 20; // all session queues: above it, pause publishers
     bool shared_subscriptions = true;          // accept $share/... and say so in CONNACK
     // Credentials for SCRAM-SHA-256 enhanced authentication by user name; empty function
@@ -183,7 +185,7 @@ class Broker {
     void handle_pubcomp(Client &c, uint16_t packet_id);
 
     // Answers CONNECT with a refusing CONNACK (`reason`) and closes the connection.
-    void refuse(Client &c, mqtt::Reason reason, const char *what);
+    void refuse(Client &c, mqtt::Reason reason, const char *what, mqtt::Properties properties = {});
     // Ends the connection for a protocol violation: DISCONNECT with `reason` for 5.0,
     // a plain close for 3.1/3.1.1. The will is published.
     void fail(Client &c, mqtt::Reason reason, const char *what);

@@ -476,6 +476,16 @@ void read_authentication(const Reader &reader, const Value &value, Config &confi
     }
 }
 
+void read_redirect(const Reader &reader, const Value &value, Config &config) {
+    Section section = reader.section(value, {"server_reference", "permanent"});
+    if (auto v = section.get("server_reference")) {
+        config.redirect.server_reference = reader.string(*v);
+    }
+    if (auto v = section.get("permanent")) {
+        config.redirect.permanent = reader.boolean(*v);
+    }
+}
+
 void read_request_response(const Reader &reader, const Value &value, Config &config) {
     Section section = reader.section(value, {"response_information"});
     if (auto info = section.get("response_information")) {
@@ -492,7 +502,7 @@ void read_sys(const Reader &reader, const Value &value, Config &config) {
 Config read_top_level(const Reader &reader, const Value &root) {
     Section top =
         reader.section(root, {"listeners", "data_dir", "log", "limits", "shared_subscriptions",
-                              "authentication", "request_response", "sys"});
+                              "authentication", "request_response", "sys", "redirect"});
     Config config;
     if (auto value = top.get("listeners")) {
         read_listeners(reader, *value, config);
@@ -514,6 +524,9 @@ Config read_top_level(const Reader &reader, const Value &root) {
     }
     if (auto value = top.get("request_response")) {
         read_request_response(reader, *value, config);
+    }
+    if (auto value = top.get("redirect")) {
+        read_redirect(reader, *value, config);
     }
     if (auto value = top.get("sys")) {
         read_sys(reader, *value, config);

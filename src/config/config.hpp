@@ -108,6 +108,12 @@ struct AuthenticationConfig {
     uint32_t scram_iterations = 4096;   // PBKDF2 rounds for the derived keys
 };
 
+// Server redirection (spec 4.11): while set, every client is sent elsewhere.
+struct RedirectConfig {
+    std::string server_reference; // e.g. "gw2.example:1883"; empty = no redirection
+    bool permanent = false;       // 0x9D Server moved instead of 0x9C Use another server
+};
+
 // MQTT 5.0 request/response (spec 4.10).
 struct RequestResponseConfig {
     // Response Information sent in CONNACK to a client that asks for it, with "{client_id}"
@@ -128,6 +134,7 @@ struct Config {
     SharedSubscriptionsConfig shared_subscriptions;
     AuthenticationConfig authentication;
     RequestResponseConfig request_response;
+    RedirectConfig redirect;
     SysConfig sys;
 };
 
