@@ -44,6 +44,23 @@ Delivery shared_delivery(const MessagePtr &m, const SubscriptionOptions &o, uint
     return d;
 }
 
+// Builds the shared message for a client PUBLISH, a will or a $SYS value: per-hop
+// properties removed, expiry turned into a deadline on the loop clock.
+MessagePtr make_message(std::string &&topic, std::string &&payload, uint8_t qos, bool retain,
+                        mqtt::Properties &&properties, const std::string &origin, uint64_t now_ms) {
+    auto m = std::make_shared<Message>();
+    m->topic = std::move(topic);
+    m->payload = std::move(payload);
+    m->qos = qos;
+    m->retain = retain;
+    m->properties = message_properties(std::move(properties));
+    if (auto interval = m->properties.message_expiry_interval) {
+        m->expiry_ms = now_ms + uint64_t{*interval} * 1000;
+    }
+    m->origin_client_id = origin;
+    return m;
+}
+
 } // namespace
 
 // Applies a listener's rules for User Properties (allowed names, count, total bytes) to
@@ -610,27 +627,10 @@ void Broker::handle_publish(Client &c, mqtt::Publish &&publish, uint64_t now_ms)
         }
     }
 
-    auto message = std::make_shared<Message>();
-    message->topic = std::move(publish.topic);
-    message->payload = std::move(publish.payload);
-    message->qos = qos;
-    message->retain = publish.retain;
-    message->properties = message_properties(std::move(publish.properties));
-    if (auto interval = message->properties.message_expiry_interval) {
-        message->expiry_ms = now_ms + uint64_t{*interval} * 1000;
-    }
-    message->origin_client_id = s.client_id();
-    MessagePtr shared = std::move(message);
-
-    if (shared->retain) {
-        // An empty retained payload deletes the retained message [MQTT-3.3.1-6].
-        if (shared->payload.empty()) {
-            retained_.erase(shared->topic);
-        } else {
-            retained_[shared->topic] = shared;
-        }
-    }
-    const size_t receivers = route(shared, now_ms);
+    const size_t receivers = publish_message(
+        make_message(std::move(publish.topic), std::move(publish.payload), qos, publish.retain,
+                     std::move(publish.properties), s.client_id(), now_ms),
+        now_ms);
     const Reason reason = receivers == 0 && c.version == Version::v5
                               ? Reason::no_matching_subscribers
                               : Reason::success;
@@ -643,6 +643,19 @@ void Broker::handle_publish(Client &c, mqtt::Publish &&publish, uint64_t now_ms)
         s.inbound_qos2.insert(packet_id);
         c.link->send(mqtt::Pubrec{{packet_id, reason, {}}});
     }
+}
+
+// The one way a message enters the broker: the retained store follows its retain flag (an
+// empty payload deletes [MQTT-3.3.1-6]), then it is routed. Returns the receivers.
+size_t Broker::publish_message(const MessagePtr &message, uint64_t now_ms) {
+    if (message->retain) {
+        if (message->payload.empty()) {
+            retained_.erase(message->topic);
+        } else {
+            retained_[message->topic] = message;
+        }
+    }
+    return route(message, now_ms);
 }
 
 size_t Broker::route(const MessagePtr &message, uint64_t now_ms) {
@@ -994,26 +1007,10 @@ void Broker::publish_will(Session &s, uint64_t now_ms) {
     }
     mqtt::Will will = std::move(*s.will);
     s.will.reset();
-    auto m = std::make_shared<Message>();
-    m->topic = std::move(will.topic);
-    m->payload = std::move(will.payload);
-    m->qos = will.qos;
-    m->retain = will.retain;
     will.properties.will_delay_interval.reset();
-    m->properties = message_properties(std::move(will.properties));
-    if (auto interval = m->properties.message_expiry_interval) {
-        m->expiry_ms = now_ms + uint64_t{*interval} * 1000;
-    }
-    m->origin_client_id = s.client_id();
-    MessagePtr shared = std::move(m);
-    if (shared->retain) {
-        if (shared->payload.empty()) {
-            retained_.erase(shared->topic);
-        } else {
-            retained_[shared->topic] = shared;
-        }
-    }
-    route(shared, now_ms);
+    publish_message(make_message(std::move(will.topic), std::move(will.payload), will.qos,
+                                 will.retain, std::move(will.properties), s.client_id(), now_ms),
+                    now_ms);
 }
 
 void Broker::detach(Client &c, uint64_t now_ms) {
@@ -1188,14 +1185,8 @@ void Broker::publish_sys(uint64_t now_ms) {
             }
             it->second = value;
         }
-        auto m = std::make_shared<Message>();
-        m->topic = std::move(topic);
-        m->payload.assign(value.begin(), value.end());
-        m->qos = 0;
-        m->retain = true;
-        MessagePtr shared = std::move(m);
-        retained_[shared->topic] = shared;
-        route(shared, now_ms);
+        publish_message(make_message(std::move(topic), std::string(value), 0, true, {}, {}, now_ms),
+                        now_ms);
     }
 }
 

@@ -190,6 +190,8 @@ class Broker {
     // a plain close for 3.1/3.1.1. The will is published.
     void fail(Client &c, mqtt::Reason reason, const char *what);
 
+    // Stores or clears the retained copy as the message says, then routes it.
+    size_t publish_message(const MessagePtr &message, uint64_t now_ms);
     // Routes a message to every matching subscription, and to one member of every matching
     // shared subscription group; returns how many deliveries it made (0: no subscribers).
     size_t route(const MessagePtr &message, uint64_t now_ms);
