@@ -2,6 +2,7 @@
 // The broker core driven through in-memory links: no sockets, no loop. Each FakeLink
 // decodes what the broker sends, so the real encoder is exercised too.
 #include "broker/broker.hpp"
+#include "memory_link.hpp"
 
 #include <doctest/doctest.h>
 
@@ -18,60 +19,7 @@ using broker::BrokerSettings;
 
 namespace {
 
-class FakeLink final : public broker::Link {
-  public:
-    explicit FakeLink(uint64_t id) : id_(id) {}
-    uint64_t id() const override { return id_; }
-    const broker::ListenerPolicy &policy() const override { return policy_; }
-    broker::ListenerPolicy policy_;
-    void send(const Packet &packet) override {
-        std::vector<uint8_t> bytes = encode(packet, version_);
-        record(bytes);
-    }
-    bool send_publish(const PublishRef &publish, const broker::MessagePtr &) override {
-        std::vector<uint8_t> bytes;
-        encode_publish(publish, version_, bytes);
-        if (bytes.size() > max_outgoing_) {
-            return false;
-        }
-        record(bytes);
-        return true;
-    }
-    size_t pending_bytes() const override { return pending_; }
-    void set_version(Version v) override { version_ = v; }
-    void set_keep_alive(uint16_t seconds) override { keep_alive_ = seconds; }
-    void set_max_outgoing_packet(uint32_t bytes) override { max_outgoing_ = bytes; }
-    void close() override { closed_ = true; }
-
-    // Packets received so far, removed from the link.
-    std::vector<Packet> take() { return std::exchange(received_, {}); }
-    std::vector<Publish> take_publishes() {
-        std::vector<Publish> out;
-        for (Packet &p : take()) {
-            if (auto *pub = std::get_if<Publish>(&p)) {
-                out.push_back(std::move(*pub));
-            }
-        }
-        return out;
-    }
-    void put_back(std::vector<Packet> packets) { received_ = std::move(packets); }
-    bool closed() const { return closed_; }
-    uint16_t keep_alive() const { return keep_alive_; }
-    size_t pending_ = 0;
-
-  private:
-    void record(const std::vector<uint8_t> &bytes) {
-        Result<Packet> r = decode(bytes, version_);
-        REQUIRE_MESSAGE(r.ok(), "broker sent undecodable bytes: " << r.error().what);
-        received_.push_back(std::move(r.value()));
-    }
-    uint64_t id_;
-    Version version_ = Version::v311;
-    uint32_t max_outgoing_ = UINT32_MAX;
-    uint16_t keep_alive_ = 0;
-    bool closed_ = false;
-    std::vector<Packet> received_;
-};
+using FakeLink = ferrymq::test::MemoryLink;
 
 // One broker, a log that writes nowhere, and helpers to connect clients.
 struct Fixture {

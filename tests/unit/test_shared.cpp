@@ -4,6 +4,7 @@
 // leaves, no retained messages, the enabled switch.
 #include "broker/broker.hpp"
 #include "broker/shared_subscriptions.hpp"
+#include "memory_link.hpp"
 
 #include <doctest/doctest.h>
 
@@ -263,64 +264,7 @@ TEST_CASE("shared: choose_other skips the leaving member and honours online_only
 
 namespace {
 
-// An in-memory connection that decodes what the broker sends.
-class MemoryLink final : public broker::Link {
-  public:
-    explicit MemoryLink(uint64_t id) : id_(id) {}
-    uint64_t id() const override { return id_; }
-    const broker::ListenerPolicy &policy() const override { return policy_; }
-    void send(const Packet &packet) override { record(encode(packet, version_)); }
-    bool send_publish(const PublishRef &publish, const broker::MessagePtr &) override {
-        std::vector<uint8_t> bytes;
-        encode_publish(publish, version_, bytes);
-        record(bytes);
-        return true;
-    }
-    size_t pending_bytes() const override { return 0; }
-    void set_version(Version v) override { version_ = v; }
-    void set_keep_alive(uint16_t) override {}
-    void set_max_outgoing_packet(uint32_t) override {}
-    void close() override { closed_ = true; }
-
-    std::vector<Packet> take() { return std::exchange(received_, {}); }
-    // Takes the first packet received, which must be a `P`, and keeps the rest.
-    template <class P> P take_first() {
-        REQUIRE(!received_.empty());
-        REQUIRE(std::holds_alternative<P>(received_.front()));
-        P first = std::get<P>(std::move(received_.front()));
-        received_.erase(received_.begin());
-        return first;
-    }
-    std::vector<Publish> publishes() {
-        std::vector<Publish> out;
-        for (Packet &p : take()) {
-            if (auto *pub = std::get_if<Publish>(&p)) {
-                out.push_back(std::move(*pub));
-            }
-        }
-        return out;
-    }
-    std::vector<std::string> payloads() {
-        std::vector<std::string> out;
-        for (const Publish &p : publishes()) {
-            out.push_back(p.payload);
-        }
-        return out;
-    }
-    bool closed() const { return closed_; }
-
-  private:
-    void record(const std::vector<uint8_t> &bytes) {
-        Result<Packet> r = decode(bytes, version_);
-        REQUIRE_MESSAGE(r.ok(), "broker sent undecodable bytes: " << r.error().what);
-        received_.push_back(std::move(r.value()));
-    }
-    uint64_t id_;
-    broker::ListenerPolicy policy_;
-    Version version_ = Version::v311;
-    bool closed_ = false;
-    std::vector<Packet> received_;
-};
+using ferrymq::test::MemoryLink;
 
 struct Fixture {
     Fixture() : log_file(std::fopen("/dev/null", "w")), log(util::LogLevel::error, log_file) {
@@ -461,7 +405,7 @@ TEST_CASE("broker shared: a normal and a shared subscription each get a copy wit
     f.subscribe(a, "$share/g2/t/x", 1, 3);
     MemoryLink &pub = f.connect("pub", Version::v5);
     f.publish(pub, "t/x", "m");
-    auto got = a.publishes();
+    auto got = a.take_publishes();
     REQUIRE(got.size() == 3);
     std::multiset<std::pair<uint8_t, std::vector<uint32_t>>> seen;
     for (const Publish &p : got) {
@@ -500,7 +444,7 @@ TEST_CASE("broker shared: UNSUBSCRIBE and a session's end remove the membership"
     for (int i = 0; i < 3; ++i) {
         f.publish(pub, "t", std::to_string(i));
     }
-    CHECK(a.publishes().empty());
+    CHECK(a.take_publishes().empty());
     CHECK(b.payloads().size() == 3);
     f.close(b); // clean session: ends with the connection
     pub.take();
@@ -523,8 +467,8 @@ TEST_CASE("broker shared: a member that disconnects hands its unacknowledged QoS
         f.publish(pub, "t", std::to_string(i));
     }
     // a and b each have 2 in flight (0,2 and 1,3) and 2 queued (4,6 and 5,7).
-    auto to_a = a.publishes();
-    auto to_b = b.publishes();
+    auto to_a = a.take_publishes();
+    auto to_b = b.take_publishes();
     REQUIRE(to_a.size() == 2);
     REQUIRE(to_b.size() == 2);
     f.ack(a, to_a[0]); // "0" is done; "4" fills the window
@@ -537,7 +481,7 @@ TEST_CASE("broker shared: a member that disconnects hands its unacknowledged QoS
     }
     std::vector<std::string> got;
     for (int round = 0; round < 4; ++round) {
-        for (const Publish &p : b.publishes()) {
+        for (const Publish &p : b.take_publishes()) {
             CHECK_FALSE(p.dup); // a new delivery to b, not a resend
             got.push_back(p.payload);
             f.ack(b, p);
@@ -547,7 +491,7 @@ TEST_CASE("broker shared: a member that disconnects hands its unacknowledged QoS
     // a's session lives on without them.
     MemoryLink &back = f.connect("a", Version::v311, false);
     CHECK(f.last_connack.session_present);
-    CHECK(back.publishes().empty());
+    CHECK(back.take_publishes().empty());
 }
 
 TEST_CASE("broker shared: [MQTT-4.8.2-4] a QoS 2 message already sent stays with its member") {
@@ -558,12 +502,12 @@ TEST_CASE("broker shared: [MQTT-4.8.2-4] a QoS 2 message already sent stays with
     f.subscribe(b, "$share/g/t", 2);
     MemoryLink &pub = f.connect("pub", Version::v5);
     f.publish(pub, "t", "q2", 2);
-    auto first = a.publishes();
+    auto first = a.take_publishes();
     REQUIRE(first.size() == 1);
     f.close(a);
-    CHECK(b.publishes().empty());
+    CHECK(b.take_publishes().empty());
     MemoryLink &back = f.connect("a", Version::v5, false);
-    auto again = back.publishes();
+    auto again = back.take_publishes();
     REQUIRE(again.size() == 1);
     CHECK(again[0].dup);
     CHECK(again[0].packet_id == first[0].packet_id);
@@ -603,7 +547,7 @@ TEST_CASE("broker shared: while no other member is online the messages stay; whe
     // a comes back with Clean Start: its old session ends, "x" goes to b's session.
     MemoryLink &a2 = f.connect("a", Version::v5, true);
     CHECK_FALSE(f.last_connack.session_present);
-    CHECK(a2.publishes().empty());
+    CHECK(a2.take_publishes().empty());
     CHECK(f.b().stats().shared_redeliveries == 1);
     CHECK(f.connect("b", Version::v5, false).payloads() == std::vector<std::string>{"x"});
 }
