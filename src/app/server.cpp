@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <string>
 
@@ -138,6 +139,10 @@ int Server::run() {
         return 1;
     }
     int exit_code = 0;
+    if (!open_store()) {
+        uv_loop_close(&loop_);
+        return 1;
+    }
     if (!start()) {
         // Whatever start() opened is closed by running the loop once more after stop().
         stop();
@@ -147,6 +152,10 @@ int Server::run() {
     // Every close callback has run, so no handle refers to a Listener any more.
     listeners_.clear();
     connections_.clear();
+    // The broker's last changes (sessions detached by the stop) are committed here.
+    store_->commit();
+    const store::StoreStats &ss = store_->stats();
+    store_->close();
     rc = uv_loop_close(&loop_);
     if (rc != 0) {
         log_.error("event loop closed with handles still open: %s", uv_err_name(rc));
@@ -165,6 +174,13 @@ int Server::run() {
             (unsigned long long)st.protocol_errors, (unsigned long long)st.invalid_utf8_payloads,
             (unsigned long long)st.topic_alias_hits, (unsigned long long)st.topic_alias_bytes_saved,
             (unsigned long long)st.shared_deliveries, (unsigned long long)st.shared_redeliveries);
+        log_.info("store: %llu commits (%llu failed), %llu rows written, longest commit %.1f ms, "
+                  "%llu acks held for a commit; %llu PUBLISHes refused and %llu messages dropped "
+                  "with the store full",
+                  (unsigned long long)ss.commits, (unsigned long long)ss.failed_commits,
+                  (unsigned long long)ss.rows_written, ss.longest_commit_us / 1000.0,
+                  (unsigned long long)st.deferred_acks, (unsigned long long)st.refused_store_full,
+                  (unsigned long long)st.dropped_store_full);
     }
     return exit_code;
 }
@@ -194,6 +210,40 @@ bool Server::make_data_dir() {
     return true;
 }
 
+// Opens the database in the data directory and gives the broker what it holds. Runs before
+// the listeners open, so no client sees a broker without its sessions.
+bool Server::open_store() {
+    store_ = std::make_unique<store::Store>(log_);
+    const int64_t wall_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count();
+    store::StoreOptions options;
+    options.dir = config_.data_dir;
+    options.power_safe = config_.storage.durability == config::Durability::power;
+    options.max_size = config_.storage.max_size;
+    options.wall_minus_loop_ms = wall_ms - static_cast<int64_t>(now_ms());
+    if (!store_->open(options)) {
+        log_.error("cannot use data directory '%s': the database cannot be opened",
+                   config_.data_dir.c_str());
+        return false;
+    }
+    std::vector<broker::MessagePtr> retained;
+    std::vector<broker::RestoredSession> sessions;
+    if (!store_->load(retained, sessions, now_ms())) {
+        return false;
+    }
+    broker_->set_persistence(store_.get());
+    broker_->restore(std::move(retained), std::move(sessions), now_ms());
+    store_->commit(); // sessions that were online are recorded as disconnected
+    return true;
+}
+
+void Server::commit_store() {
+    commit_armed_ = false;
+    store_->commit();
+    broker_->on_committed();
+}
+
 // Opens the signal watchers and the listeners. Returns false after logging the first
 // failure; the caller then stops whatever was opened.
 bool Server::start() {
@@ -216,8 +266,10 @@ bool Server::start() {
 
     uv_prepare_init(&loop_, &flush_);
     uv_timer_init(&loop_, &tick_);
+    uv_timer_init(&loop_, &commit_timer_);
     flush_.data = this;
     tick_.data = this;
+    commit_timer_.data = this;
     aux_open_ = true;
     uv_prepare_start(&flush_, [](uv_prepare_t *h) { static_cast<Server *>(h->data)->flush_all(); });
     uv_timer_start(
@@ -317,6 +369,20 @@ void Server::on_connection_closed(net::Connection &c) {
 // Runs once per loop turn before the loop sleeps: one write per dirty connection, then
 // the connections closed during the turn are destroyed.
 void Server::flush_all() {
+    // Group commit first, so acknowledgements that waited for it leave in this turn's write.
+    if (store_->pending()) {
+        if (config_.storage.flush_interval_ms == 0 || stopping_) {
+            commit_store();
+        } else if (!commit_armed_) {
+            commit_armed_ = true;
+            uv_timer_start(
+                &commit_timer_,
+                [](uv_timer_t *h) { static_cast<Server *>(h->data)->commit_store(); },
+                config_.storage.flush_interval_ms, 0);
+        }
+    } else if (broker_->deferred_ack_count() != 0) {
+        broker_->on_committed(); // held only to keep their order behind committed ones
+    }
     std::vector<uint64_t> dirty;
     dirty.swap(dirty_);
     for (uint64_t id : dirty) {
@@ -375,6 +441,13 @@ void Server::on_tick() {
         ::malloc_trim(0);
     }
     broker_->tick(now);
+    // After a failed commit the database misses changes: every 10 s, try to write the
+    // whole state again (it succeeds once the disk has room or is writable again).
+    if (store_->stats().degraded && now >= next_resync_ms_) {
+        next_resync_ms_ = now + 10'000;
+        store_->resync([this] { broker_->write_all_to_store(); });
+        broker_->on_committed();
+    }
 }
 
 // Closes the loop's own handles once no connection is left, which lets uv_run() return.
@@ -383,6 +456,7 @@ void Server::close_aux_handles() {
         aux_open_ = false;
         uv_close(reinterpret_cast<uv_handle_t *>(&flush_), nullptr);
         uv_close(reinterpret_cast<uv_handle_t *>(&tick_), nullptr);
+        uv_close(reinterpret_cast<uv_handle_t *>(&commit_timer_), nullptr);
     }
     if (signals_open_) {
         // The handles are members, so there is nothing to free in a close callback.

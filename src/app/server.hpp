@@ -6,6 +6,7 @@
 #include "config/config.hpp"
 #include "net/connection.hpp"
 #include "net/listener.hpp"
+#include "store/store.hpp"
 #include "util/log.hpp"
 
 #include <uv.h>
@@ -45,6 +46,9 @@ class Server final : private net::ListenerHandler, private net::ConnectionOwner 
     void flush_all();
     void resume_paused();
     void close_aux_handles();
+    bool open_store();
+    // Commits the store's pending changes now, then lets the broker send what waited for it.
+    void commit_store();
 
     // net::ConnectionOwner
     void want_flush(net::Connection &c) override { dirty_.push_back(c.id()); }
@@ -75,6 +79,10 @@ class Server final : private net::ListenerHandler, private net::ConnectionOwner 
     size_t closed_since_trim_ = 0; // connections closed since the heap was last trimmed
     uv_prepare_t flush_{};         // writes every dirty connection before the loop sleeps
     uv_timer_t tick_{};            // keep-alive, connect timeout, session expiry
+    uv_timer_t commit_timer_{};    // storage.flush_interval: the next group commit
+    bool commit_armed_ = false;    // commit_timer_ is running
+    uint64_t next_resync_ms_ = 0;  // loop clock of the next attempt to leave degraded mode
+    std::unique_ptr<store::Store> store_;
     bool aux_open_ = false;
 };
 

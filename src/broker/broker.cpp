@@ -385,7 +385,11 @@ void Broker::accept_connect(Client &c, mqtt::Connect &&connect, mqtt::Connack &&
     Session *session = nullptr;
     if (auto it = sessions_.find(client_id); it != sessions_.end()) {
         session = it->second.get();
-        if (connect.clean_start) {
+        const bool expired_session = session->link_id == 0 && session->expires_at_ms != 0 &&
+                                     now_ms >= session->expires_at_ms;
+        if (expired_session || connect.clean_start) {
+            // An expired session is gone even if the next tick has not removed it yet
+            // (e.g. one whose expiry passed while the broker was stopped).
             destroy_session(session); // publishes a will still pending [MQTT-3.1.3-9]
             session = nullptr;
         } else if (session->will_at_ms != 0) {
@@ -406,6 +410,7 @@ void Broker::accept_connect(Client &c, mqtt::Connect &&connect, mqtt::Connack &&
     session->expires_at_ms = 0;
     session->will = connect.will ? std::make_unique<mqtt::Will>(std::move(*connect.will)) : nullptr;
     c.session = session;
+    sync_persisted(*session);
     ++connected_[version_index(c.version)];
 
     // A configured Server Keep Alive replaces a 5.0 client's own, and the client must use it
@@ -462,6 +467,7 @@ void Broker::accept_connect(Client &c, mqtt::Connect &&connect, mqtt::Connack &&
             } else if (!transmit(*session, c, m->delivery, id, true, now_ms)) {
                 // Expired, or too large for this connection's Maximum Packet Size: it can
                 // never be delivered, so it gives up its slot.
+                forget_stored(m->delivery);
                 session->inflight.erase(id);
             }
         }
@@ -529,11 +535,116 @@ void Broker::refuse_publish(Client &c, uint8_t qos, uint16_t packet_id, Reason r
     if (qos != 0) {
         count_reason(reason);
     }
+    ack_publish(c, qos, packet_id, reason, false);
+}
+
+void Broker::ack_publish(Client &c, uint8_t qos, uint16_t packet_id, Reason reason, bool durable) {
+    if (qos == 0) {
+        return;
+    }
+    if (durable || c.deferred_acks != 0) {
+        // Durable means acknowledged after commit: the store commits at the end of this
+        // loop turn (or flush interval) and on_committed() sends the ack.
+        ++c.deferred_acks;
+        ++stats_.deferred_acks;
+        deferred_acks_.push_back(DeferredAck{c.link->id(), qos, packet_id, reason});
+        return;
+    }
     if (qos == 1) {
         c.link->send(mqtt::Puback{{packet_id, reason, {}}});
-    } else if (qos == 2) {
+    } else {
         c.link->send(mqtt::Pubrec{{packet_id, reason, {}}});
     }
+}
+
+void Broker::on_committed() {
+    if (deferred_acks_.empty()) {
+        return;
+    }
+    std::vector<DeferredAck> acks;
+    acks.swap(deferred_acks_);
+    for (const DeferredAck &a : acks) {
+        auto it = clients_.find(a.link_id);
+        if (it == clients_.end()) {
+            continue; // the publisher left: it resends on its next connection
+        }
+        Client &c = it->second;
+        --c.deferred_acks;
+        if (c.closing) {
+            continue;
+        }
+        if (a.qos == 1) {
+            c.link->send(mqtt::Puback{{a.packet_id, a.reason, {}}});
+        } else {
+            c.link->send(mqtt::Pubrec{{a.packet_id, a.reason, {}}});
+        }
+    }
+    acks.clear();
+    if (deferred_acks_.empty()) {
+        deferred_acks_.swap(acks); // keep the capacity
+    }
+}
+
+bool Broker::reaches_persistent_session(const std::string &topic, const std::string &origin,
+                                        uint8_t qos) {
+    bool found = false;
+    tree_.match(topic, [&](Session *s, const SubscriptionOptions &o) {
+        if (s->persisted && std::min(qos, o.qos) > 0 && !(o.no_local && s->client_id() == origin)) {
+            found = true;
+        }
+    });
+    return found || shared_.any_persistent_match(topic);
+}
+
+void Broker::sync_persisted(Session &s) {
+    if (store_ == nullptr) {
+        return;
+    }
+    const bool wanted = s.expiry_interval != 0;
+    if (wanted && s.persisted) {
+        store_->session_save(s);
+        return;
+    }
+    if (wanted) {
+        // It became persistent (a new session, or a resumed one that asked for an expiry):
+        // everything it holds goes to the store.
+        s.persisted = true;
+        store_->session_save(s);
+        for (const auto &[filter, options] : s.subscriptions) {
+            store_->subscription_save(s.client_id(), filter, options);
+        }
+        for (uint16_t id : s.inflight.ids_in_order()) {
+            Inflight *m = s.inflight.find(id);
+            m->delivery.store_id = store_->message_add(s.client_id(), m->delivery);
+            store_->message_sent(m->delivery.store_id, id, m->released);
+        }
+        for (Delivery &d : s.queue) {
+            if (d.qos > 0) {
+                d.store_id = store_->message_add(s.client_id(), d);
+            }
+        }
+        for (uint16_t id : s.inbound_qos2.ids()) {
+            store_->qos2_add(s.client_id(), id);
+        }
+        return;
+    }
+    if (s.persisted) {
+        s.persisted = false;
+        store_->session_delete(s.client_id());
+        for (uint16_t id : s.inflight.ids_in_order()) {
+            s.inflight.find(id)->delivery.store_id = 0;
+        }
+        for (Delivery &d : s.queue) {
+            d.store_id = 0;
+        }
+    }
+}
+
+void Broker::forget_stored(Delivery &d) {
+    if (d.store_id != 0 && store_ != nullptr) {
+        store_->message_delete(d.store_id);
+    }
+    d.store_id = 0;
 }
 
 void Broker::handle_publish(Client &c, mqtt::Publish &&publish, uint64_t now_ms) {
@@ -574,19 +685,17 @@ void Broker::handle_publish(Client &c, mqtt::Publish &&publish, uint64_t now_ms)
         if (c.version == Version::v5) {
             return refuse_publish(c, publish.qos, publish.packet_id, Reason::not_authorized);
         }
-        if (publish.qos == 1) {
-            c.link->send(mqtt::Puback{{publish.packet_id, Reason::success, {}}});
-        } else if (publish.qos == 2) {
+        if (publish.qos == 2) {
             s.inbound_qos2.insert(publish.packet_id); // its PUBREL is answered as usual
-            c.link->send(mqtt::Pubrec{{publish.packet_id, Reason::success, {}}});
         }
+        ack_publish(c, publish.qos, publish.packet_id, Reason::success, false);
         return;
     }
     const uint8_t qos = publish.qos;
     const uint16_t packet_id = publish.packet_id;
     if (qos == 2 && s.inbound_qos2.contains(packet_id)) {
         // A resent QoS 2 PUBLISH that was already routed: acknowledge only [MQTT-4.3.3-10].
-        c.link->send(mqtt::Pubrec{{packet_id, Reason::success, {}}});
+        ack_publish(c, qos, packet_id, Reason::success, false);
         return;
     }
     if (c.version == Version::v5) {
@@ -627,6 +736,17 @@ void Broker::handle_publish(Client &c, mqtt::Publish &&publish, uint64_t now_ms)
         }
     }
 
+    if (qos != 0 && store_ != nullptr && settings_.store_full_refuses && store_->full() &&
+        reaches_persistent_session(publish.topic, s.client_id(), qos)) {
+        // The store is full: the message cannot be kept for the sessions that wait for it.
+        // The publisher keeps it and may retry; nothing was routed.
+        ++stats_.refused_store_full;
+        if (c.version == Version::v5) {
+            return refuse_publish(c, qos, packet_id, Reason::quota_exceeded);
+        }
+        return fail(c, Reason::quota_exceeded, "message store full");
+    }
+    const uint64_t changes_before = store_ != nullptr ? store_->changes() : 0;
     const size_t receivers = publish_message(
         make_message(std::move(publish.topic), std::move(publish.payload), qos, publish.retain,
                      std::move(publish.properties), s.client_id(), now_ms),
@@ -637,22 +757,31 @@ void Broker::handle_publish(Client &c, mqtt::Publish &&publish, uint64_t now_ms)
     if (qos != 0 && reason != Reason::success) {
         count_reason(reason);
     }
-    if (qos == 1) {
-        c.link->send(mqtt::Puback{{packet_id, reason, {}}});
-    } else if (qos == 2) {
+    if (qos == 2) {
         s.inbound_qos2.insert(packet_id);
-        c.link->send(mqtt::Pubrec{{packet_id, reason, {}}});
+        if (s.persisted) {
+            store_->qos2_add(s.client_id(), packet_id);
+        }
     }
+    ack_publish(c, qos, packet_id, reason,
+                store_ != nullptr && store_->changes() != changes_before);
 }
 
 // The one way a message enters the broker: the retained store follows its retain flag (an
 // empty payload deletes [MQTT-3.3.1-6]), then it is routed. Returns the receivers.
 size_t Broker::publish_message(const MessagePtr &message, uint64_t now_ms) {
     if (message->retain) {
+        // $SYS values are made afresh by every broker run: never stored.
+        const bool durable = store_ != nullptr && !message->topic.starts_with("$SYS/");
         if (message->payload.empty()) {
-            retained_.erase(message->topic);
+            if (retained_.erase(message->topic) != 0 && durable) {
+                store_->retained_clear(message->topic);
+            }
         } else {
             retained_[message->topic] = message;
+            if (durable) {
+                store_->retained_set(message);
+            }
         }
     }
     return route(message, now_ms);
@@ -716,6 +845,21 @@ uint16_t Broker::send_window(const Client &c) const {
 }
 
 void Broker::deliver(Session &s, Delivery &&d, uint64_t now_ms) {
+    if (s.persisted && d.qos > 0) {
+        if (store_->full() && !settings_.store_full_refuses) {
+            // Make room: the oldest stored message this session has not been sent yet.
+            auto oldest = std::find_if(s.queue.begin(), s.queue.end(),
+                                       [](const Delivery &q) { return q.store_id != 0; });
+            if (oldest != s.queue.end()) {
+                forget_stored(*oldest);
+                s.queued_bytes -= oldest->message->payload.size();
+                queued_bytes_total_ -= oldest->message->payload.size();
+                s.queue.erase(oldest);
+                ++stats_.dropped_store_full;
+            }
+        }
+        d.store_id = store_->message_add(s.client_id(), d);
+    }
     Client *c = client_of(s);
     if (c == nullptr) {
         if (d.qos == 0) {
@@ -737,13 +881,19 @@ void Broker::deliver(Session &s, Delivery &&d, uint64_t now_ms) {
     }
     const uint16_t id = s.next_packet_id();
     if (transmit(s, *c, d, id, false, now_ms)) {
+        if (d.store_id != 0) {
+            store_->message_sent(d.store_id, id, false);
+        }
         s.inflight.add(id, Inflight{std::move(d), false});
+    } else {
+        forget_stored(d);
     }
 }
 
 void Broker::enqueue(Session &s, Delivery &&d) {
     if (d.message->payload.size() > settings_.max_queued_bytes) {
         ++stats_.dropped_queue_full; // could never fit: keep what is queued
+        forget_stored(d);
         return;
     }
     // Full queue policy: drop a queued QoS 0 message first, else the oldest message.
@@ -757,6 +907,7 @@ void Broker::enqueue(Session &s, Delivery &&d) {
         }
         s.queued_bytes -= victim->message->payload.size();
         queued_bytes_total_ -= victim->message->payload.size();
+        forget_stored(*victim);
         s.queue.erase(victim);
         ++stats_.dropped_queue_full;
     }
@@ -788,7 +939,12 @@ void Broker::pump(Session &s, uint64_t now_ms) {
         }
         const uint16_t id = s.next_packet_id();
         if (transmit(s, *c, d, id, false, now_ms)) {
+            if (d.store_id != 0) {
+                store_->message_sent(d.store_id, id, false);
+            }
             s.inflight.add(id, Inflight{std::move(d), false});
+        } else {
+            forget_stored(d);
         }
     }
 }
@@ -846,10 +1002,11 @@ bool Broker::transmit(Session &s, Client &c, const Delivery &d, uint16_t packet_
 
 void Broker::handle_puback(Client &c, uint16_t packet_id) {
     Session &s = *c.session;
-    const Inflight *m = s.inflight.find(packet_id);
+    Inflight *m = s.inflight.find(packet_id);
     if (m == nullptr || m->delivery.qos != 1) {
         return; // unknown ids are ignored, as most brokers do
     }
+    forget_stored(m->delivery);
     s.inflight.erase(packet_id);
     pump(s, now_ms_);
 }
@@ -866,17 +1023,24 @@ void Broker::handle_pubrec(Client &c, const mqtt::Pubrec &pubrec) {
     }
     if (static_cast<uint8_t>(pubrec.reason) >= 0x80) {
         // The receiver refused the message: the flow ends here [MQTT-4.3.3-4 note].
+        forget_stored(m->delivery);
         s.inflight.erase(pubrec.packet_id);
         pump(s, now_ms_);
         return;
     }
     m->released = true;
+    if (m->delivery.store_id != 0) {
+        store_->message_sent(m->delivery.store_id, pubrec.packet_id, true);
+    }
     c.link->send(mqtt::Pubrel{{pubrec.packet_id, Reason::success, {}}});
 }
 
 void Broker::handle_pubrel(Client &c, uint16_t packet_id) {
     Session &s = *c.session;
     const bool known = s.inbound_qos2.erase(packet_id);
+    if (known && s.persisted) {
+        store_->qos2_delete(s.client_id(), packet_id);
+    }
     if (!known && c.version == Version::v5) {
         count_reason(Reason::packet_identifier_not_found);
     }
@@ -886,10 +1050,11 @@ void Broker::handle_pubrel(Client &c, uint16_t packet_id) {
 
 void Broker::handle_pubcomp(Client &c, uint16_t packet_id) {
     Session &s = *c.session;
-    const Inflight *m = s.inflight.find(packet_id);
+    Inflight *m = s.inflight.find(packet_id);
     if (m == nullptr || !m->released) {
         return;
     }
+    forget_stored(m->delivery);
     s.inflight.erase(packet_id);
     pump(s, now_ms_);
 }
@@ -921,11 +1086,17 @@ void Broker::handle_subscribe(Client &c, mqtt::Subscribe &&subscribe, uint64_t n
             // sent for a shared subscription (spec 4.8.2), whatever its Retain Handling.
             shared_.add(shared->group, shared->filter, &s, o);
             s.subscriptions[sub.filter] = o;
+            if (s.persisted) {
+                store_->subscription_save(s.client_id(), sub.filter, o);
+            }
             ack.reasons.push_back(static_cast<Reason>(o.qos));
             continue;
         }
         const bool existed = tree_.add(sub.filter, &s, o);
         s.subscriptions[sub.filter] = o;
+        if (s.persisted) {
+            store_->subscription_save(s.client_id(), sub.filter, o);
+        }
         ack.reasons.push_back(static_cast<Reason>(o.qos));
         // Retain Handling 0 sends always, 1 only for a new subscription, 2 never.
         if (o.retain_handling == mqtt::RetainHandling::send ||
@@ -949,6 +1120,9 @@ void Broker::send_retained(Client &c, const std::string &filter, const Subscript
     for (auto it = retained_.begin(); it != retained_.end();) {
         const MessagePtr &m = it->second;
         if (expired(*m, now_ms)) {
+            if (store_ != nullptr) {
+                store_->retained_clear(m->topic);
+            }
             it = retained_.erase(it);
             continue;
         }
@@ -975,6 +1149,9 @@ void Broker::handle_unsubscribe(Client &c, const mqtt::Unsubscribe &unsubscribe)
     for (const std::string &filter : unsubscribe.filters) {
         const bool existed = s.subscriptions.erase(filter) != 0;
         unsubscribe_filter(s, filter);
+        if (existed && s.persisted) {
+            store_->subscription_delete(s.client_id(), filter);
+        }
         if (c.version == Version::v5) {
             ack.reasons.push_back(existed ? Reason::success : Reason::no_subscription_existed);
             if (!existed) {
@@ -1043,6 +1220,9 @@ void Broker::detach(Client &c, uint64_t now_ms) {
     hand_over_shared(*s, false, now_ms);
     s->expires_at_ms =
         s->expiry_interval == kNeverExpires ? 0 : now_ms + uint64_t{s->expiry_interval} * 1000;
+    if (s->persisted) {
+        store_->session_save(*s); // offline now, with its deadline and pending will
+    }
 }
 
 void Broker::destroy_session(Session *s) {
@@ -1050,6 +1230,9 @@ void Broker::destroy_session(Session *s) {
         publish_will(*s, now_ms_); // the session ends before the will delay did
     }
     hand_over_shared(*s, true, now_ms_);
+    if (s->persisted) {
+        store_->session_delete(s->client_id());
+    }
     queued_bytes_total_ -= s->queued_bytes;
     for (const auto &[filter, options] : s->subscriptions) {
         unsubscribe_filter(*s, filter);
@@ -1087,6 +1270,7 @@ void Broker::hand_over_shared(Session &s, bool ending, uint64_t now_ms) {
     for (uint16_t id : s.inflight.ids_in_order()) {
         Inflight *m = s.inflight.find(id);
         if (m->delivery.shared_group != 0 && m->delivery.qos == 1 && take(m->delivery)) {
+            forget_stored(m->delivery);
             s.inflight.erase(id);
         }
     }
@@ -1095,6 +1279,7 @@ void Broker::hand_over_shared(Session &s, bool ending, uint64_t now_ms) {
         Delivery d = std::move(s.queue.front());
         s.queue.pop_front();
         if (d.shared_group != 0 && take(d)) {
+            forget_stored(d);
             s.queued_bytes -= d.message->payload.size();
             queued_bytes_total_ -= d.message->payload.size();
         } else {
@@ -1141,6 +1326,9 @@ void Broker::tick(uint64_t now_ms) {
     }
     for (Session *s : due_wills) {
         publish_will(*s, now_ms);
+        if (s->persisted) {
+            store_->session_save(*s);
+        }
     }
     for (Session *s : expired_sessions) {
         log_.debug("session %s expired", s->client_id().c_str());
@@ -1177,6 +1365,11 @@ void Broker::publish_sys(uint64_t now_ms) {
     state.connected = connected_;
     state.sessions = sessions_.size();
     state.retained = retained_.size();
+    StoreStatus store_status;
+    if (store_ != nullptr) {
+        store_status = store_->status();
+        state.store = &store_status;
+    }
     for (auto &[topic, value] : sys_topics(stats_, state)) {
         auto [it, inserted] = sys_published_.try_emplace(topic, value);
         if (!inserted) {
@@ -1187,6 +1380,83 @@ void Broker::publish_sys(uint64_t now_ms) {
         }
         publish_message(make_message(std::move(topic), std::string(value), 0, true, {}, {}, now_ms),
                         now_ms);
+    }
+}
+
+void Broker::restore(std::vector<MessagePtr> &&retained, std::vector<RestoredSession> &&sessions,
+                     uint64_t now_ms) {
+    // Called once by the app before the listeners open, with what the store read back.
+    now_ms_ = now_ms;
+    for (MessagePtr &m : retained) {
+        retained_[m->topic] = std::move(m);
+    }
+    for (RestoredSession &r : sessions) {
+        auto owned = std::make_unique<Session>(r.client_id);
+        Session &s = *owned;
+        sessions_.emplace(s.client_id(), std::move(owned));
+        s.version = r.version;
+        s.expiry_interval = r.expiry_interval;
+        s.persisted = store_ != nullptr;
+        s.will = std::move(r.will);
+        if (r.online) {
+            // The broker stopped under a connected client (killed, power lost): the
+            // connection ended without DISCONNECT, so it ends now, will included.
+            s.expires_at_ms = s.expiry_interval == kNeverExpires
+                                  ? 0
+                                  : now_ms + uint64_t{s.expiry_interval} * 1000;
+            if (s.will) {
+                const uint32_t delay =
+                    std::min(s.will->properties.will_delay_interval.value_or(0), s.expiry_interval);
+                s.will_at_ms = now_ms + uint64_t{delay} * 1000; // sent by the next tick
+            }
+            if (s.persisted) {
+                store_->session_save(s);
+            }
+        } else {
+            // Deadlines that passed while the broker was down fall due at the first tick.
+            s.expires_at_ms = r.expires_at_ms;
+            s.will_at_ms = s.will ? r.will_at_ms : 0;
+        }
+        for (auto &[filter, options] : r.subscriptions) {
+            if (auto shared = mqtt::check_filter(filter).shared) {
+                shared_.add(shared->group, shared->filter, &s, options);
+            } else {
+                tree_.add(filter, &s, options);
+            }
+            s.subscriptions[filter] = options;
+        }
+        for (RestoredMessage &m : r.messages) {
+            Delivery d{.message = std::move(m.message),
+                       .qos = m.qos,
+                       .retain = m.retain,
+                       .shared_group = 0,
+                       .subscription_ids = std::move(m.subscription_ids),
+                       .store_id = m.id};
+            if (m.packet_id != 0 && !s.inflight.contains(m.packet_id)) {
+                s.inflight.add(m.packet_id, Inflight{std::move(d), m.released});
+            } else {
+                s.queued_bytes += d.message->payload.size();
+                queued_bytes_total_ += d.message->payload.size();
+                s.queue.push_back(std::move(d));
+            }
+        }
+        for (uint16_t id : r.inbound_qos2) {
+            s.inbound_qos2.insert(id);
+        }
+    }
+}
+
+void Broker::write_all_to_store() {
+    for (const auto &[topic, m] : retained_) {
+        if (!topic.starts_with("$SYS/")) {
+            store_->retained_set(m);
+        }
+    }
+    for (const auto &[id, s] : sessions_) {
+        if (s->persisted) {
+            s->persisted = false; // sync_persisted() then writes the whole session
+            sync_persisted(*s);
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 #include "auth/scram.hpp"
 #include "link.hpp"
 #include "message.hpp"
+#include "persistence.hpp"
 #include "session.hpp"
 #include "shared_subscriptions.hpp"
 #include "subscription_tree.hpp"
@@ -45,6 +46,10 @@ struct BrokerSettings {
     size_t high_water_bytes = 1u << 20;        // pending output above which a client is slow
     uint64_t max_pending_bytes = 256ull << 20; // all session queues: above it, pause publishers
     bool shared_subscriptions = true;          // accept $share/... and say so in CONNACK
+    // Once the store is full: true refuses QoS 1/2 PUBLISHes bound for a persistent session
+    // (0x97; 3.1.1 publishers are disconnected unacknowledged), false drops the receiving
+    // session's oldest queued message to make room.
+    bool store_full_refuses = true;
     // Credentials for SCRAM-SHA-256 enhanced authentication by user name; empty function
     // = enhanced authentication unavailable (CONNECT with a method gets 0x8C).
     std::function<std::optional<auth::ScramCredentials>(std::string_view)> scram_lookup;
@@ -73,6 +78,9 @@ struct BrokerStats {
     uint64_t topic_alias_bytes_saved = 0; // topic bytes those left out (each alias property
                                           // costs 3 bytes, on hits and assignments alike)
     uint64_t dropped_sys_publish = 0;     // client PUBLISHes to $SYS/..., never routed
+    uint64_t refused_store_full = 0;      // QoS 1/2 PUBLISHes refused: the store is full
+    uint64_t dropped_store_full = 0;      // queued messages dropped to make room in the store
+    uint64_t deferred_acks = 0;           // PUBACK/PUBREC held until their commit
     // Non-success reason codes the broker sent (CONNACK, DISCONNECT, PUBACK, PUBREC, PUBREL,
     // PUBCOMP, SUBACK, UNSUBACK), indexed by value.
     std::array<uint64_t, 256> reasons_sent{};
@@ -121,6 +129,21 @@ class Broker {
     // Graceful stop: 5.0 clients get DISCONNECT 0x8B; every connection is closed.
     void shutdown(uint64_t now_ms);
 
+    // Durable storage: every change of retained messages and persistent sessions from now
+    // on is reported to `store`, which outlives the Broker. Set once, before restore().
+    void set_persistence(Persistence *store) { store_ = store; }
+    // Rebuilds retained messages and persistent sessions read back at start-up. Sessions
+    // that had a client attached when the broker stopped count as disconnected now.
+    void restore(std::vector<MessagePtr> &&retained, std::vector<RestoredSession> &&sessions,
+                 uint64_t now_ms);
+    // The store committed every change reported so far: acknowledgements held for it go out.
+    void on_committed();
+    // Reports every retained message and persistent session to the store again, after it
+    // was emptied (the store's resync after a failed commit).
+    void write_all_to_store();
+    // PUBACK/PUBREC waiting for a commit.
+    size_t deferred_ack_count() const { return deferred_acks_.size(); }
+
     // True while session queues hold more than max_pending_bytes: net/ stops reading from
     // publishers until it is false again (backpressure instead of unbounded memory).
     bool overloaded() const { return queued_bytes_total_ > settings_.max_pending_bytes; }
@@ -162,6 +185,17 @@ class Broker {
         uint16_t outbound_alias_max = 0;
         std::unique_ptr<TopicAliasTable> outbound_aliases; // allocated on the first PUBLISH
         std::unique_ptr<AuthExchange> auth; // 5.0 enhanced authentication, when negotiated
+        // Acknowledgements of this client's PUBLISHes held in deferred_acks_; while any
+        // is, later ones wait behind it so acks keep the order of the PUBLISHes [MQTT-4.6.0-2].
+        uint32_t deferred_acks = 0;
+    };
+
+    // A PUBACK (QoS 1) or PUBREC (QoS 2) held until the store committed its message.
+    struct DeferredAck {
+        uint64_t link_id = 0;
+        uint8_t qos = 1;
+        uint16_t packet_id = 0;
+        mqtt::Reason reason = mqtt::Reason::success;
     };
 
     static size_t version_index(mqtt::Version version);
@@ -176,6 +210,17 @@ class Broker {
     void handle_auth(Client &c, const mqtt::Auth &auth, uint64_t now_ms);
     void handle_publish(Client &c, mqtt::Publish &&publish, uint64_t now_ms);
     void refuse_publish(Client &c, uint8_t qos, uint16_t packet_id, mqtt::Reason reason);
+    // Sends the PUBACK/PUBREC of a QoS 1/2 PUBLISH, or holds it until the next commit when
+    // `durable` (its handling changed durable state) or when an earlier one is held.
+    void ack_publish(Client &c, uint8_t qos, uint16_t packet_id, mqtt::Reason reason, bool durable);
+    // Whether a QoS 1/2 message on `topic` would be stored for some persistent session.
+    bool reaches_persistent_session(const std::string &topic, const std::string &origin,
+                                    uint8_t qos);
+    // Brings the store in line with the session: its whole state when it just became
+    // persistent, its row when it still is, nothing left when it no longer is.
+    void sync_persisted(Session &session);
+    // Reports that a stored delivery left the session (acknowledged, dropped, moved).
+    void forget_stored(Delivery &d);
     void handle_subscribe(Client &c, mqtt::Subscribe &&subscribe, uint64_t now_ms);
     void handle_unsubscribe(Client &c, const mqtt::Unsubscribe &unsubscribe);
     void handle_disconnect(Client &c, const mqtt::Disconnect &disconnect, uint64_t now_ms);
@@ -235,6 +280,8 @@ class Broker {
     uint64_t started_ms_ = 0;                             // loop clock at the first tick
     uint64_t next_sys_ms_ = 0;                            // when publish_sys() runs next
     std::unordered_map<std::string, std::string> sys_published_; // $SYS topic -> last value
+    Persistence *store_ = nullptr;                               // not owned; null = none
+    std::vector<DeferredAck> deferred_acks_;                     // in the order they were held
 };
 
 } // namespace ferrymq::broker

@@ -31,6 +31,8 @@ struct Delivery {
     // so the message can go to another member if this one leaves; 0 when not shared.
     uint32_t shared_group = 0;
     std::vector<uint32_t> subscription_ids;
+    // The store's id for a QoS 1/2 delivery to a persistent session, 0 when not stored.
+    uint64_t store_id = 0;
 };
 
 // A FIFO of deliveries that allocates nothing while empty: std::deque allocates its map
@@ -119,6 +121,9 @@ class PacketIdSet {
   public:
     bool contains(uint16_t id) const { return s_ && s_->count(id) != 0; }
     size_t size() const { return s_ ? s_->size() : 0; }
+    std::vector<uint16_t> ids() const {
+        return s_ ? std::vector<uint16_t>(s_->begin(), s_->end()) : std::vector<uint16_t>{};
+    }
     void insert(uint16_t id) {
         if (!s_) {
             s_ = std::make_unique<std::set<uint16_t>>();
@@ -165,6 +170,9 @@ class Session {
     uint64_t will_at_ms = 0;
 
     size_t queued_bytes = 0; // payload bytes held in `queue`
+    // Whether the store holds this session (it has a Session Expiry Interval above 0 and
+    // a Persistence is attached); every change is then reported to the store.
+    bool persisted = false;
 
     // Set during one publish's fan-out to merge overlapping subscriptions.
     uint64_t match_epoch = 0;

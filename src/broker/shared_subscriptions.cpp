@@ -181,4 +181,20 @@ SharedChoice SharedSubscriptions::choose(Group &g, const Message &message, const
     return SharedChoice{m.session, &m.options, g.id};
 }
 
+bool SharedSubscriptions::any_persistent_match(std::string_view topic) const {
+    for (const auto &[filter, groups] : by_filter_) {
+        if (!mqtt::topic_matches(filter, topic)) {
+            continue;
+        }
+        for (const Group *g : groups) {
+            for (const Member &m : g->members) {
+                if (m.session->persisted && m.options.qos > 0) {
+                    return true;
+                }
+            }
+        }
+    }
+    return false;
+}
+
 } // namespace ferrymq::broker

@@ -83,6 +83,10 @@ class SharedSubscriptions {
     SharedChoice choose_other(uint32_t group_id, const Message &message, const Session *leaving,
                               bool online_only);
 
+    // Whether a group whose filter matches `topic` has a member with a persistent session
+    // that gets QoS 1/2: such a message would be stored.
+    bool any_persistent_match(std::string_view topic) const;
+
     bool empty() const { return by_key_.empty(); }
     size_t group_count() const { return by_key_.size(); }
     // Members of the group (group, filter); 0 when there is no such group.

@@ -35,6 +35,15 @@ std::vector<std::pair<std::string, std::string>> sys_topics(const BrokerStats &s
     add("$SYS/broker/topic_alias/bytes_saved", st.topic_alias_bytes_saved);
     add("$SYS/broker/shared/deliveries", st.shared_deliveries);
     add("$SYS/broker/shared/redeliveries", st.shared_redeliveries);
+    if (state.store != nullptr) {
+        add("$SYS/broker/store/commits", state.store->commits);
+        add("$SYS/broker/store/failed_commits", state.store->failed_commits);
+        add("$SYS/broker/store/size_bytes", state.store->size_bytes);
+        add("$SYS/broker/store/longest_commit_us", state.store->longest_commit_us);
+        add("$SYS/broker/store/degraded", state.store->degraded ? 1 : 0);
+        add("$SYS/broker/messages/refused/store_full", st.refused_store_full);
+        add("$SYS/broker/messages/dropped/store_full", st.dropped_store_full);
+    }
     for (size_t code = 0; code < st.reasons_sent.size(); ++code) {
         if (st.reasons_sent[code] != 0) {
             char topic[40];

@@ -22,6 +22,7 @@ struct SysState {
     std::array<uint64_t, 3> connected{}; // connected clients by SysVersion index
     uint64_t sessions = 0;               // sessions, connected or not
     uint64_t retained = 0;               // retained messages, $SYS ones included
+    const StoreStatus *store = nullptr;  // null when no store is attached
 };
 
 // Index of a protocol version in SysState::connected.

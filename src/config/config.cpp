@@ -499,10 +499,40 @@ void read_sys(const Reader &reader, const Value &value, Config &config) {
     read_integer(reader, section, "interval", 0, 86400, config.sys.interval);
 }
 
+// storage: the SQLite database of retained messages and persistent sessions.
+void read_storage(const Reader &reader, const Value &value, Config &config) {
+    Section section =
+        reader.section(value, {"durability", "flush_interval", "max_size", "full_policy"});
+    StorageConfig &storage = config.storage;
+    if (auto v = section.get("durability")) {
+        const std::string name = reader.string(*v);
+        if (name == "crash") {
+            storage.durability = Durability::crash;
+        } else if (name == "power") {
+            storage.durability = Durability::power;
+        } else {
+            reader.fail(*v, "unknown " + v->path + " '" + name + "'; expected crash or power");
+        }
+    }
+    read_integer(reader, section, "flush_interval", 0, 10'000, storage.flush_interval_ms);
+    read_integer(reader, section, "max_size", 0, UINT64_MAX >> 1, storage.max_size);
+    if (auto v = section.get("full_policy")) {
+        const std::string name = reader.string(*v);
+        if (name == "refuse") {
+            storage.full_policy = StoreFullPolicy::refuse;
+        } else if (name == "drop_oldest") {
+            storage.full_policy = StoreFullPolicy::drop_oldest;
+        } else {
+            reader.fail(*v,
+                        "unknown " + v->path + " '" + name + "'; expected refuse or drop_oldest");
+        }
+    }
+}
+
 Config read_top_level(const Reader &reader, const Value &root) {
     Section top =
         reader.section(root, {"listeners", "data_dir", "log", "limits", "shared_subscriptions",
-                              "authentication", "request_response", "sys", "redirect"});
+                              "authentication", "request_response", "sys", "redirect", "storage"});
     Config config;
     if (auto value = top.get("listeners")) {
         read_listeners(reader, *value, config);
@@ -530,6 +560,9 @@ Config read_top_level(const Reader &reader, const Value &root) {
     }
     if (auto value = top.get("sys")) {
         read_sys(reader, *value, config);
+    }
+    if (auto value = top.get("storage")) {
+        read_storage(reader, *value, config);
     }
     return config;
 }

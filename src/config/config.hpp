@@ -126,6 +126,24 @@ struct SysConfig {
     uint32_t interval = 10; // seconds between publications (changed values only), 0 = none
 };
 
+// When a commit may be lost: `crash` (WAL, synchronous=NORMAL) survives a killed process,
+// `power` (synchronous=FULL) also survives power loss at the cost of an fsync per commit.
+enum class Durability { crash, power };
+
+// What happens to a new durable message once the database reached max_size.
+enum class StoreFullPolicy {
+    refuse,      // QoS 1/2 PUBLISH that would be stored is refused with 0x97 Quota exceeded
+    drop_oldest, // the receiving session's oldest queued message makes room
+};
+
+// The SQLite database in data_dir that keeps retained messages and persistent sessions.
+struct StorageConfig {
+    Durability durability = Durability::crash;
+    uint32_t flush_interval_ms = 0; // 0: one transaction per loop turn; N: at most one per N ms
+    uint64_t max_size = 0;          // bytes of database pages in use, 0 = no limit
+    StoreFullPolicy full_policy = StoreFullPolicy::refuse;
+};
+
 struct Config {
     std::vector<ListenerConfig> listeners{ListenerConfig{}}; // never empty
     std::string data_dir = "ferrymq-data"; // persistent state; relative paths are from the cwd
@@ -136,6 +154,7 @@ struct Config {
     RequestResponseConfig request_response;
     RedirectConfig redirect;
     SysConfig sys;
+    StorageConfig storage;
 };
 
 // Why a configuration was refused. what() is "FILE:LINE:COL: message" (1-based line and

@@ -169,7 +169,7 @@ TEST_CASE("config: unknown keys are refused at every level") {
     CHECK(error_of("listners:\n  - bind: 127.0.0.1:1883\n") ==
           "t.yaml:1:1: unknown key 'listners' in top level; expected one of: listeners, "
           "data_dir, log, limits, shared_subscriptions, authentication, request_response, sys, "
-          "redirect");
+          "redirect, storage");
     CHECK(error_of("log:\n  levle: info\n") ==
           "t.yaml:2:3: unknown key 'levle' in log; expected one of: level");
     CHECK(starts_with(error_of("limits:\n  max_conections: 1\n"),
@@ -373,4 +373,18 @@ TEST_CASE("config: SCRAM users for enhanced authentication") {
                    "    - {username: a, password: y}\n") ==
           "t.yaml:4:18: duplicate SCRAM user 'a'");
     CHECK(error_of("authentication:\n  scram_iterations: 10\n").rfind("t.yaml:2:21:", 0) == 0);
+}
+
+TEST_CASE("config: storage section") {
+    const ferrymq::config::Config c = ferrymq::config::load_config_string(
+        "storage:\n  durability: power\n  flush_interval: 50\n  max_size: 1000000\n"
+        "  full_policy: drop_oldest\n",
+        "t.yaml");
+    CHECK(c.storage.durability == ferrymq::config::Durability::power);
+    CHECK(c.storage.flush_interval_ms == 50);
+    CHECK(c.storage.max_size == 1000000);
+    CHECK(c.storage.full_policy == ferrymq::config::StoreFullPolicy::drop_oldest);
+    CHECK(error_of("storage:\n  durability: disk\n") ==
+          "t.yaml:2:15: unknown storage.durability 'disk'; expected crash or power");
+    CHECK(error_of("storage:\n  flush_interval: 20000\n").starts_with("t.yaml:2:19:"));
 }

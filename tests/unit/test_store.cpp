@@ -1,0 +1,501 @@
+// SPDX-License-Identifier: Apache-2.0
+// The SQLite store on a real database file in a temporary directory: what the broker
+// reports is written in one transaction per commit and read back by a new broker, and
+// acknowledgements wait for the commit that holds their message.
+#include "broker/broker.hpp"
+#include "memory_link.hpp"
+#include "store/store.hpp"
+
+#include <doctest/doctest.h>
+
+#include <sqlite3.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <string>
+#include <vector>
+
+using namespace ferrymq;
+using namespace ferrymq::mqtt;
+using broker::Broker;
+using broker::BrokerSettings;
+using test::MemoryLink;
+
+namespace {
+
+// A fresh directory under /tmp, removed with everything in it at the end of the test.
+struct TempDir {
+    TempDir() {
+        char name[] = "/tmp/ferrymq-store-XXXXXX";
+        REQUIRE(::mkdtemp(name) != nullptr);
+        path = name;
+    }
+    ~TempDir() { std::filesystem::remove_all(path); }
+    std::string path;
+};
+
+// A broker over a store in `dir`. restart() throws both away (as a kill would: the last
+// commit is what survives) and builds new ones on the same directory.
+struct Fixture {
+    Fixture() : log_file(std::fopen("/dev/null", "w")), log(util::LogLevel::error, log_file) {
+        start();
+    }
+    ~Fixture() {
+        broker.reset();
+        store.reset();
+        std::fclose(log_file);
+    }
+
+    void start() {
+        store = std::make_unique<store::Store>(log);
+        store::StoreOptions options;
+        options.dir = dir.path;
+        options.max_size = max_size;
+        REQUIRE(store->open(options));
+        std::vector<broker::MessagePtr> retained;
+        std::vector<broker::RestoredSession> sessions;
+        REQUIRE(store->load(retained, sessions, now));
+        broker = std::make_unique<Broker>(settings, log);
+        broker->set_persistence(store.get());
+        broker->restore(std::move(retained), std::move(sessions), now);
+        commit();
+    }
+
+    // Without commit(): the changes since the last commit are lost, as after kill -9.
+    void restart(bool commit_first = true) {
+        if (commit_first) {
+            commit();
+        }
+        links.clear();
+        broker.reset();
+        store.reset();
+        start();
+    }
+
+    void commit() {
+        store->commit();
+        broker->on_committed();
+    }
+
+    MemoryLink &connect(const std::string &client_id, Version v = Version::v5, bool clean = true,
+                        uint32_t expiry = 0, std::optional<Will> will = std::nullopt) {
+        links.push_back(std::make_unique<MemoryLink>(next_link++));
+        MemoryLink &link = *links.back();
+        broker->on_open(link);
+        Connect c;
+        c.version = v;
+        c.client_id = client_id;
+        c.clean_start = clean;
+        c.will = std::move(will);
+        if (v == Version::v5 && expiry != 0) {
+            c.properties.session_expiry_interval = expiry;
+        }
+        broker->on_packet(link, c, now);
+        auto packets = link.take();
+        REQUIRE(!packets.empty());
+        REQUIRE(std::holds_alternative<Connack>(packets[0]));
+        connack = std::get<Connack>(packets[0]);
+        link.put_back(std::vector<Packet>(packets.begin() + 1, packets.end()));
+        return link;
+    }
+
+    void subscribe(MemoryLink &link, const std::string &filter, uint8_t qos, uint32_t id = 0) {
+        Subscribe s;
+        s.packet_id = 1;
+        s.subscriptions.push_back({filter, qos, false, true, RetainHandling::send_if_new});
+        if (id != 0) {
+            s.properties.subscription_identifiers.push_back(id);
+        }
+        broker->on_packet(link, s, now);
+        // The SUBACK goes; retained messages it brought stay for the test.
+        std::vector<Packet> kept;
+        for (Packet &p : link.take()) {
+            if (!std::holds_alternative<Suback>(p)) {
+                kept.push_back(std::move(p));
+            }
+        }
+        link.put_back(std::move(kept));
+    }
+
+    void publish(MemoryLink &link, const std::string &topic, const std::string &payload,
+                 uint8_t qos, bool retain = false, Properties props = {}) {
+        Publish p;
+        p.topic = topic;
+        p.payload = payload;
+        p.qos = qos;
+        p.retain = retain;
+        p.packet_id = qos ? ++next_packet : 0;
+        p.properties = std::move(props);
+        broker->on_packet(link, p, now);
+    }
+
+    void close(MemoryLink &link) { broker->on_close(link, now); }
+
+    std::FILE *log_file;
+    util::Log log;
+    TempDir dir;
+    BrokerSettings settings;
+    uint64_t max_size = 0;
+    std::unique_ptr<store::Store> store;
+    std::unique_ptr<Broker> broker;
+    std::vector<std::unique_ptr<MemoryLink>> links;
+    uint64_t next_link = 1;
+    uint16_t next_packet = 0;
+    uint64_t now = 1'000'000;
+    Connack connack;
+};
+
+} // namespace
+
+TEST_CASE("store: an offline persistent session, its subscription and queue survive a restart") {
+    Fixture f;
+    MemoryLink &sub = f.connect("sub", Version::v5, false, 3600);
+    f.subscribe(sub, "s/#", 1, 7);
+    f.close(sub);
+    MemoryLink &pub = f.connect("pub");
+    Properties props;
+    props.user_properties = {{"k", "1"}, {"k", "2"}, {"a", "b"}};
+    props.content_type = "text/plain";
+    f.publish(pub, "s/1", "one", 1, false, props);
+    f.publish(pub, "s/2", "two", 1);
+    f.restart();
+    CHECK(f.broker->session_count() == 1);
+    MemoryLink &back = f.connect("sub", Version::v5, false, 3600);
+    CHECK(f.connack.session_present);
+    auto got = back.take_publishes();
+    REQUIRE(got.size() == 2);
+    CHECK(got[0].topic == "s/1");
+    CHECK(got[0].payload == "one");
+    CHECK(got[0].qos == 1);
+    CHECK(got[0].properties.user_properties == props.user_properties); // order, duplicates
+    CHECK(got[0].properties.content_type == "text/plain");
+    CHECK(got[0].properties.subscription_identifiers == std::vector<uint32_t>{7});
+    CHECK(got[1].payload == "two");
+    // The subscription came back too: a new message reaches the session.
+    MemoryLink &pub2 = f.connect("pub2");
+    f.publish(pub2, "s/3", "three", 1);
+    auto more = back.take_publishes();
+    REQUIRE(more.size() == 1);
+    CHECK(more[0].payload == "three");
+}
+
+TEST_CASE("store: [MQTT-3.3.1-5] retained messages survive a restart, deleted ones stay deleted") {
+    Fixture f;
+    MemoryLink &pub = f.connect("pub");
+    f.publish(pub, "r/1", "kept", 1, true);
+    f.publish(pub, "r/2", "gone", 1, true);
+    f.publish(pub, "r/2", "", 1, true);
+    f.restart();
+    CHECK(f.broker->retained_count() == 1);
+    MemoryLink &sub = f.connect("sub");
+    f.subscribe(sub, "r/#", 1);
+    f.commit();
+    auto got = sub.take_publishes();
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].topic == "r/1");
+    CHECK(got[0].retain);
+}
+
+TEST_CASE("store: a PUBACK for a message stored for a persistent session waits for the commit") {
+    Fixture f;
+    MemoryLink &sub = f.connect("sub", Version::v5, false, 3600);
+    f.subscribe(sub, "q", 1);
+    f.close(sub);
+    MemoryLink &pub = f.connect("pub");
+    f.publish(pub, "q", "durable", 1);
+    f.publish(pub, "nobody", "not stored", 1); // no durable change, but ordered behind
+    CHECK(pub.take().empty());
+    CHECK(f.broker->deferred_ack_count() == 2);
+    f.commit();
+    auto acks = pub.take();
+    REQUIRE(acks.size() == 2);
+    // [MQTT-4.6.0-2]: PUBACKs in the order of the PUBLISHes.
+    CHECK(std::get<Puback>(acks[0]).packet_id == 1);
+    CHECK(std::get<Puback>(acks[1]).packet_id == 2);
+    CHECK(std::get<Puback>(acks[1]).reason == Reason::no_matching_subscribers);
+    // With nothing durable pending, acks go out at once.
+    f.publish(pub, "nobody", "x", 1);
+    CHECK(pub.take().size() == 1);
+}
+
+TEST_CASE("store: changes lost before their commit are the only ones lost (kill -9)") {
+    Fixture f;
+    MemoryLink &sub = f.connect("sub", Version::v5, false, 3600);
+    f.subscribe(sub, "q", 1);
+    f.close(sub);
+    MemoryLink &pub = f.connect("pub");
+    f.publish(pub, "q", "committed", 1);
+    f.commit();
+    CHECK(pub.take().size() == 1); // acknowledged after its commit
+    f.publish(pub, "q", "not committed", 1);
+    CHECK(pub.take().empty()); // never acknowledged: the publisher still has it
+    f.restart(false);
+    MemoryLink &back = f.connect("sub", Version::v5, false, 3600);
+    auto got = back.take_publishes();
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].payload == "committed");
+}
+
+TEST_CASE("store: [MQTT-4.4.0-1] in-flight messages come back with their packet ids, PUBREL "
+          "state and DUP") {
+    Fixture f;
+    MemoryLink &sub = f.connect("sub", Version::v5, false, 3600);
+    f.subscribe(sub, "q", 2);
+    MemoryLink &pub = f.connect("pub");
+    f.publish(pub, "q", "qos2-a", 2);
+    f.publish(pub, "q", "qos2-b", 2);
+    auto sent = sub.take_publishes();
+    REQUIRE(sent.size() == 2);
+    // The first reached PUBREC (so PUBREL was sent); the second awaits its PUBREC.
+    f.broker->on_packet(sub, Pubrec{{sent[0].packet_id, Reason::success, {}}}, f.now);
+    f.restart();
+    MemoryLink &back = f.connect("sub", Version::v5, false, 3600);
+    auto packets = back.take();
+    REQUIRE(packets.size() == 2);
+    CHECK(std::get<Pubrel>(packets[0]).packet_id == sent[0].packet_id);
+    const auto &again = std::get<Publish>(packets[1]);
+    CHECK(again.packet_id == sent[1].packet_id);
+    CHECK(again.dup);
+    CHECK(again.payload == "qos2-b");
+    // Completing the flows removes them from the store.
+    f.broker->on_packet(back, Pubcomp{{sent[0].packet_id, Reason::success, {}}}, f.now);
+    f.broker->on_packet(back, Pubrec{{sent[1].packet_id, Reason::success, {}}}, f.now);
+    f.broker->on_packet(back, Pubcomp{{sent[1].packet_id, Reason::success, {}}}, f.now);
+    f.restart();
+    MemoryLink &third = f.connect("sub", Version::v5, false, 3600);
+    CHECK(f.connack.session_present);
+    CHECK(third.take().empty());
+}
+
+TEST_CASE("store: [MQTT-4.3.3-10] an inbound QoS 2 packet id survives: the resent PUBLISH is "
+          "not routed twice") {
+    Fixture f;
+    MemoryLink &sub = f.connect("sub", Version::v5, false, 3600);
+    f.subscribe(sub, "q", 2);
+    f.close(sub);
+    MemoryLink &pub = f.connect("pub", Version::v5, false, 3600);
+    f.publish(pub, "q", "exactly once", 2);
+    const uint16_t id = f.next_packet;
+    f.commit();
+    REQUIRE(pub.take().size() == 1); // PUBREC
+    f.restart();
+    MemoryLink &pub2 = f.connect("pub", Version::v5, false, 3600);
+    // The publisher did not see PUBREC in time and resends with DUP, then releases.
+    Publish p;
+    p.topic = "q";
+    p.payload = "exactly once";
+    p.qos = 2;
+    p.dup = true;
+    p.packet_id = id;
+    f.broker->on_packet(pub2, p, f.now);
+    f.broker->on_packet(pub2, Pubrel{{id, Reason::success, {}}}, f.now);
+    f.commit();
+    auto acks = pub2.take();
+    REQUIRE(acks.size() == 2);
+    CHECK(std::get<Pubcomp>(acks[1]).reason == Reason::success);
+    MemoryLink &back = f.connect("sub", Version::v5, false, 3600);
+    CHECK(back.take_publishes().size() == 1);
+}
+
+TEST_CASE("store: session expiry and will survive a restart; an expired session is gone") {
+    Fixture f;
+    Will will;
+    will.topic = "wills/a";
+    will.payload = "a left";
+    will.qos = 1;
+    will.properties.will_delay_interval = 30;
+    MemoryLink &a = f.connect("a", Version::v5, false, 60, will);
+    f.close(a); // will due in 30 s, session ends in 60 s
+    MemoryLink &b = f.connect("b", Version::v5, false, 10);
+    f.close(b);
+    f.restart();
+    CHECK(f.broker->session_count() == 2);
+    MemoryLink &watcher = f.connect("watcher");
+    f.subscribe(watcher, "wills/#", 1);
+    f.now += 11'000;
+    f.broker->tick(f.now);                 // b expired
+    CHECK(f.broker->session_count() == 2); // a and watcher
+    CHECK(watcher.take_publishes().empty());
+    f.now += 20'000;
+    f.broker->tick(f.now); // a's will is due
+    auto wills = watcher.take_publishes();
+    REQUIRE(wills.size() == 1);
+    CHECK(wills[0].payload == "a left");
+    f.restart();
+    CHECK(f.broker->session_count() == 1); // a, without its will
+    MemoryLink &watcher2 = f.connect("watcher2");
+    f.subscribe(watcher2, "wills/#", 1);
+    f.now += 100'000;
+    f.broker->tick(f.now);
+    CHECK(watcher2.take_publishes().empty());
+}
+
+TEST_CASE("store: [MQTT-3.3.2-5] messages that expired while the broker was down are not sent") {
+    Fixture f;
+    MemoryLink &sub = f.connect("sub", Version::v5, false, 3600);
+    f.subscribe(sub, "q", 1);
+    f.close(sub);
+    MemoryLink &pub = f.connect("pub");
+    Properties short_life;
+    short_life.message_expiry_interval = 1;
+    Properties long_life;
+    long_life.message_expiry_interval = 3600;
+    f.publish(pub, "q", "short", 1, false, short_life);
+    f.publish(pub, "q", "long", 1, false, long_life);
+    f.commit();
+    // The store converts deadlines to wall-clock time; a restart 2 s later in wall time
+    // is a restart whose loop clock is 2 s further on for the same wall-clock offset.
+    f.now += 2'000;
+    f.restart();
+    CHECK(f.store->stats().expired_at_load == 1);
+    MemoryLink &back = f.connect("sub", Version::v5, false, 3600);
+    auto got = back.take_publishes();
+    REQUIRE(got.size() == 1);
+    CHECK(got[0].payload == "long");
+    REQUIRE(got[0].properties.message_expiry_interval);
+    CHECK(*got[0].properties.message_expiry_interval <= 3598); // [MQTT-3.3.2-6] time left
+}
+
+TEST_CASE("store: one commit per batch; a message acknowledged before its commit is never "
+          "written") {
+    Fixture f;
+    MemoryLink &sub = f.connect("sub", Version::v5, false, 3600);
+    f.subscribe(sub, "q", 1);
+    f.commit();
+    const uint64_t commits = f.store->stats().commits;
+    const uint64_t rows = f.store->stats().rows_written;
+    MemoryLink &pub = f.connect("pub");
+    for (int i = 0; i < 100; ++i) {
+        f.publish(pub, "q", std::to_string(i), 1);
+    }
+    size_t delivered = 0;
+    for (auto got = sub.take_publishes(); !got.empty(); got = sub.take_publishes()) {
+        delivered += got.size();
+        for (const Publish &p : got) {
+            f.broker->on_packet(sub, Puback{{p.packet_id, Reason::success, {}}}, f.now);
+        }
+    }
+    CHECK(delivered == 100);
+    f.commit();
+    CHECK(f.store->stats().commits == commits + 1);
+    CHECK(f.store->stats().rows_written == rows); // added, sent and acknowledged in one batch
+    CHECK(pub.take().size() == 100);
+}
+
+TEST_CASE("store: a clean start or an expiry of 0 removes the stored session") {
+    Fixture f;
+    MemoryLink &a = f.connect("a", Version::v5, false, 3600);
+    f.subscribe(a, "x", 1);
+    f.close(a);
+    f.connect("a", Version::v5, true, 0); // clean start, no expiry: ends at disconnect
+    f.restart();
+    CHECK(f.broker->session_count() == 0);
+    MemoryLink &b = f.connect("b", Version::v311, false); // 3.1.1 persistent: kept
+    f.subscribe(b, "x", 1);
+    f.restart();
+    CHECK(f.broker->session_count() == 1);
+}
+
+TEST_CASE("store: with max_size reached a PUBLISH bound for a persistent session gets 0x97") {
+    Fixture f;
+    f.max_size = 1; // full as soon as anything is in it
+    f.restart();
+    MemoryLink &sub = f.connect("sub", Version::v5, false, 3600);
+    f.subscribe(sub, "q", 1);
+    f.close(sub);
+    f.commit();
+    REQUIRE(f.store->full());
+    MemoryLink &pub = f.connect("pub");
+    f.publish(pub, "q", "refused", 1);
+    auto acks = pub.take();
+    REQUIRE(acks.size() == 1);
+    CHECK(std::get<Puback>(acks[0]).reason == Reason::quota_exceeded);
+    CHECK(f.broker->stats().refused_store_full == 1);
+    f.publish(pub, "elsewhere", "fine", 1); // not bound for the store: accepted
+    CHECK(std::get<Puback>(pub.take().at(0)).reason == Reason::no_matching_subscribers);
+}
+
+TEST_CASE("store: with max_size reached and drop_oldest, the oldest queued message makes room") {
+    Fixture f;
+    f.max_size = 1;
+    f.settings.store_full_refuses = false;
+    f.restart();
+    MemoryLink &sub = f.connect("sub", Version::v5, false, 3600);
+    f.subscribe(sub, "q", 1);
+    f.close(sub);
+    MemoryLink &pub = f.connect("pub");
+    f.publish(pub, "q", "1", 1);
+    f.publish(pub, "q", "2", 1);
+    f.commit();
+    f.publish(pub, "q", "3", 1);
+    f.commit();
+    // The store stays full, so each new message displaced the one queued before it.
+    CHECK(f.broker->stats().dropped_store_full == 2);
+    f.restart();
+    MemoryLink &back = f.connect("sub", Version::v5, false, 3600);
+    std::vector<std::string> payloads = back.payloads();
+    CHECK(payloads == std::vector<std::string>{"3"});
+}
+
+TEST_CASE("store: a damaged database file is moved aside and a new one created") {
+    TempDir dir;
+    {
+        std::ofstream out(dir.path + "/ferrymq.db", std::ios::binary);
+        out << std::string(8192, 'x');
+    }
+    std::FILE *null = std::fopen("/dev/null", "w");
+    util::Log log(util::LogLevel::error, null);
+    {
+        store::Store s(log);
+        store::StoreOptions options;
+        options.dir = dir.path;
+        REQUIRE(s.open(options));
+        std::vector<broker::MessagePtr> retained;
+        std::vector<broker::RestoredSession> sessions;
+        CHECK(s.load(retained, sessions, 1000));
+        CHECK(sessions.empty());
+    }
+    size_t moved = 0;
+    for (const auto &entry : std::filesystem::directory_iterator(dir.path)) {
+        moved += entry.path().filename().string().starts_with("ferrymq.db.corrupt-") ? 1 : 0;
+    }
+    CHECK(moved == 1);
+    std::fclose(null);
+}
+
+TEST_CASE("store: a second store on the same directory is refused while the first is open") {
+    TempDir dir;
+    std::FILE *null = std::fopen("/dev/null", "w");
+    util::Log log(util::LogLevel::error, null);
+    store::StoreOptions options;
+    options.dir = dir.path;
+    {
+        store::Store first(log);
+        REQUIRE(first.open(options));
+        store::Store second(log);
+        CHECK_FALSE(second.open(options));
+    }
+    store::Store third(log);
+    CHECK(third.open(options));
+    std::fclose(null);
+}
+
+TEST_CASE("store: a schema newer than this build is refused, not overwritten") {
+    TempDir dir;
+    {
+        sqlite3 *db = nullptr;
+        REQUIRE(sqlite3_open((dir.path + "/ferrymq.db").c_str(), &db) == SQLITE_OK);
+        REQUIRE(sqlite3_exec(db, "PRAGMA user_version=99", nullptr, nullptr, nullptr) == SQLITE_OK);
+        sqlite3_close(db);
+    }
+    std::FILE *null = std::fopen("/dev/null", "w");
+    util::Log log(util::LogLevel::error, null);
+    store::Store s(log);
+    store::StoreOptions options;
+    options.dir = dir.path;
+    CHECK_FALSE(s.open(options));
+    std::fclose(null);
+}
