@@ -138,6 +138,8 @@ int Server::run() {
         log_.error("cannot create the event loop: %s (%s)", uv_err_name(rc), uv_strerror(rc));
         return 1;
     }
+    // Lets flush_all() tell the time spent waiting for events from the time spent working.
+    uv_loop_configure(&loop_, UV_METRICS_IDLE_TIME);
     int exit_code = 0;
     if (!open_store()) {
         uv_loop_close(&loop_);
@@ -175,10 +177,11 @@ int Server::run() {
             (unsigned long long)st.topic_alias_hits, (unsigned long long)st.topic_alias_bytes_saved,
             (unsigned long long)st.shared_deliveries, (unsigned long long)st.shared_redeliveries);
         log_.info("store: %llu commits (%llu failed), %llu rows written, longest commit %.1f ms, "
-                  "%llu acks held for a commit; %llu PUBLISHes refused and %llu messages dropped "
-                  "with the store full",
+                  "longest loop turn %.1f ms, %llu acks held for a commit; %llu PUBLISHes "
+                  "refused and %llu messages dropped with the store full",
                   (unsigned long long)ss.commits, (unsigned long long)ss.failed_commits,
                   (unsigned long long)ss.rows_written, ss.longest_commit_us / 1000.0,
+                  st.longest_loop_turn_us / 1000.0,
                   (unsigned long long)st.deferred_acks, (unsigned long long)st.refused_store_full,
                   (unsigned long long)st.dropped_store_full);
     }
@@ -403,6 +406,18 @@ void Server::flush_all() {
     if (stopping_ && connections_.empty()) {
         close_aux_handles();
     }
+    // The loop is about to poll again. The time since the last poll began, less the time
+    // the loop slept in it, is how long this turn kept the loop busy (I/O callbacks, timers,
+    // the commit and the writes): the stall a client may have seen.
+    const uint64_t now = uv_hrtime();
+    const uint64_t idle = uv_metrics_idle_time(&loop_);
+    if (last_prepare_ns_ != 0) {
+        const uint64_t slept = idle - last_idle_ns_;
+        const uint64_t elapsed = now - last_prepare_ns_;
+        broker_->note_loop_turn(elapsed > slept ? (elapsed - slept) / 1000 : 0);
+    }
+    last_prepare_ns_ = now;
+    last_idle_ns_ = idle;
 }
 
 // Lets paused publishers read again once the broker has room.

@@ -78,6 +78,8 @@ class Server final : private net::ListenerHandler, private net::ConnectionOwner 
     uint64_t next_connection_id_ = 1;
     size_t closed_since_trim_ = 0; // connections closed since the heap was last trimmed
     uv_prepare_t flush_{};         // writes every dirty connection before the loop sleeps
+    uint64_t last_prepare_ns_ = 0; // uv_hrtime() at the previous flush_all()
+    uint64_t last_idle_ns_ = 0;    // uv_metrics_idle_time() then
     uv_timer_t tick_{};            // keep-alive, connect timeout, session expiry
     uv_timer_t commit_timer_{};    // storage.flush_interval: the next group commit
     bool commit_armed_ = false;    // commit_timer_ is running

@@ -78,6 +78,8 @@ struct BrokerStats {
     uint64_t topic_alias_bytes_saved = 0; // topic bytes those left out (each alias property
                                           // costs 3 bytes, on hits and assignments alike)
     uint64_t dropped_sys_publish = 0;     // client PUBLISHes to $SYS/..., never routed
+    uint64_t longest_loop_turn_us = 0;    // longest time the loop ran callbacks without
+                                          // polling (reported by the app), microseconds
     uint64_t refused_store_full = 0;      // QoS 1/2 PUBLISHes refused: the store is full
     uint64_t dropped_store_full = 0;      // queued messages dropped to make room in the store
     uint64_t deferred_acks = 0;           // PUBACK/PUBREC held until their commit
@@ -141,6 +143,10 @@ class Broker {
     // Reports every retained message and persistent session to the store again, after it
     // was emptied (the store's resync after a failed commit).
     void write_all_to_store();
+    // The app measured a loop turn of `us` microseconds (commits included).
+    void note_loop_turn(uint64_t us) {
+        stats_.longest_loop_turn_us = std::max(stats_.longest_loop_turn_us, us);
+    }
     // PUBACK/PUBREC waiting for a commit.
     size_t deferred_ack_count() const { return deferred_acks_.size(); }
 

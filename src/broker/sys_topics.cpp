@@ -35,6 +35,7 @@ std::vector<std::pair<std::string, std::string>> sys_topics(const BrokerStats &s
     add("$SYS/broker/topic_alias/bytes_saved", st.topic_alias_bytes_saved);
     add("$SYS/broker/shared/deliveries", st.shared_deliveries);
     add("$SYS/broker/shared/redeliveries", st.shared_redeliveries);
+    add("$SYS/broker/loop/longest_turn_us", st.longest_loop_turn_us);
     if (state.store != nullptr) {
         add("$SYS/broker/store/commits", state.store->commits);
         add("$SYS/broker/store/failed_commits", state.store->failed_commits);
