@@ -138,8 +138,6 @@ int Server::run() {
         log_.error("cannot create the event loop: %s (%s)", uv_err_name(rc), uv_strerror(rc));
         return 1;
     }
-    // Lets flush_all() tell the time spent waiting for events from the time spent working.
-    uv_loop_configure(&loop_, UV_METRICS_IDLE_TIME);
     int exit_code = 0;
     if (!open_store()) {
         uv_loop_close(&loop_);
@@ -181,8 +179,8 @@ int Server::run() {
                   "refused and %llu messages dropped with the store full",
                   (unsigned long long)ss.commits, (unsigned long long)ss.failed_commits,
                   (unsigned long long)ss.rows_written, ss.longest_commit_us / 1000.0,
-                  st.longest_loop_turn_us / 1000.0,
-                  (unsigned long long)st.deferred_acks, (unsigned long long)st.refused_store_full,
+                  st.longest_loop_turn_us / 1000.0, (unsigned long long)st.deferred_acks,
+                  (unsigned long long)st.refused_store_full,
                   (unsigned long long)st.dropped_store_full);
     }
     return exit_code;
@@ -270,6 +268,9 @@ bool Server::start() {
     uv_prepare_init(&loop_, &flush_);
     uv_timer_init(&loop_, &tick_);
     uv_timer_init(&loop_, &commit_timer_);
+    uv_check_init(&loop_, &polled_);
+    polled_.data = this;
+    uv_check_start(&polled_, [](uv_check_t *h) { static_cast<Server *>(h->data)->on_polled(); });
     flush_.data = this;
     tick_.data = this;
     commit_timer_.data = this;
@@ -406,18 +407,20 @@ void Server::flush_all() {
     if (stopping_ && connections_.empty()) {
         close_aux_handles();
     }
-    // The loop is about to poll again. The time since the last poll began, less the time
-    // the loop slept in it, is how long this turn kept the loop busy (I/O callbacks, timers,
-    // the commit and the writes): the stall a client may have seen.
-    const uint64_t now = uv_hrtime();
-    const uint64_t idle = uv_metrics_idle_time(&loop_);
-    if (last_prepare_ns_ != 0) {
-        const uint64_t slept = idle - last_idle_ns_;
-        const uint64_t elapsed = now - last_prepare_ns_;
-        broker_->note_loop_turn(elapsed > slept ? (elapsed - slept) / 1000 : 0);
+    // The loop is about to poll again: the turn that began when the last poll returned
+    // ends here (see on_polled()). Its length is the stall a client may have seen.
+    if (turn_started_ns_ != 0) {
+        const uint64_t now = uv_hrtime();
+        broker_->note_loop_turn(now > turn_started_ns_ ? (now - turn_started_ns_) / 1000 : 0);
+        turn_started_ns_ = 0;
     }
-    last_prepare_ns_ = now;
-    last_idle_ns_ = idle;
+}
+
+// Runs right after the loop polled and ran the I/O callbacks. libuv updated its clock
+// when the poll returned, so that is when this turn started (to the coarse clock's few
+// milliseconds).
+void Server::on_polled() {
+    turn_started_ns_ = uv_now(&loop_) * 1'000'000;
 }
 
 // Lets paused publishers read again once the broker has room.
@@ -472,6 +475,7 @@ void Server::close_aux_handles() {
         uv_close(reinterpret_cast<uv_handle_t *>(&flush_), nullptr);
         uv_close(reinterpret_cast<uv_handle_t *>(&tick_), nullptr);
         uv_close(reinterpret_cast<uv_handle_t *>(&commit_timer_), nullptr);
+        uv_close(reinterpret_cast<uv_handle_t *>(&polled_), nullptr);
     }
     if (signals_open_) {
         // The handles are members, so there is nothing to free in a close callback.

@@ -47,6 +47,7 @@ class Server final : private net::ListenerHandler, private net::ConnectionOwner 
     void resume_paused();
     void close_aux_handles();
     bool open_store();
+    void on_polled();
     // Commits the store's pending changes now, then lets the broker send what waited for it.
     void commit_store();
 
@@ -78,8 +79,8 @@ class Server final : private net::ListenerHandler, private net::ConnectionOwner 
     uint64_t next_connection_id_ = 1;
     size_t closed_since_trim_ = 0; // connections closed since the heap was last trimmed
     uv_prepare_t flush_{};         // writes every dirty connection before the loop sleeps
-    uint64_t last_prepare_ns_ = 0; // uv_hrtime() at the previous flush_all()
-    uint64_t last_idle_ns_ = 0;    // uv_metrics_idle_time() then
+    uv_check_t polled_{};          // marks the start of a loop turn, see on_polled()
+    uint64_t turn_started_ns_ = 0; // when the current turn's poll returned, 0 = none open
     uv_timer_t tick_{};            // keep-alive, connect timeout, session expiry
     uv_timer_t commit_timer_{};    // storage.flush_interval: the next group commit
     bool commit_armed_ = false;    // commit_timer_ is running
