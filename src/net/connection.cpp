@@ -203,7 +203,9 @@ void Connection::on_write_done(int status) {
         return;
     }
     if (!out_.empty()) {
-        flush();
+        // Not written from here: output leaves only from the owner's flush, after the
+        // turn's group commit, so a PUBREL never overtakes the write of its new state.
+        mark_dirty();
     }
     if (state_ == State::open) {
         if (paused_ && pending_bytes() <= buffer_limit_ / 2 && !broker_.overloaded()) {
@@ -223,7 +225,7 @@ void Connection::close() {
         if (out_.empty()) {
             close_handle();
         } else {
-            flush();
+            mark_dirty(); // written by the owner's flush, after the turn's commit
         }
     }
 }
