@@ -182,6 +182,15 @@ int Server::run() {
                   st.longest_loop_turn_us / 1000.0, (unsigned long long)st.deferred_acks,
                   (unsigned long long)st.refused_store_full,
                   (unsigned long long)st.dropped_store_full);
+        for (const auto &b : bridges_) {
+            const bridge::BridgeStats &bs = b->stats();
+            log_.info("bridge %s: %llu sent, %llu acknowledged upstream, %llu received, %llu "
+                      "refused, %llu retried, %llu alias hits",
+                      b->name().c_str(), (unsigned long long)bs.sent,
+                      (unsigned long long)bs.acknowledged, (unsigned long long)bs.received,
+                      (unsigned long long)bs.refused, (unsigned long long)bs.retried,
+                      (unsigned long long)bs.alias_hits);
+        }
     }
     return exit_code;
 }
@@ -279,6 +288,15 @@ bool Server::start() {
     uv_timer_start(
         &tick_, [](uv_timer_t *h) { static_cast<Server *>(h->data)->on_tick(); }, 1000, 1000);
 
+    // Bridges first: their local sessions and forward subscriptions exist before any client
+    // can publish, so nothing bound upstream is missed.
+    for (size_t i = 0; i < config_.bridges.size(); ++i) {
+        // Local link ids far above any connection id, a range per bridge.
+        const uint64_t id_base = (uint64_t{1} << 48) * (i + 1);
+        bridges_.push_back(
+            std::make_unique<bridge::Bridge>(loop_, *broker_, config_.bridges[i], log_, id_base));
+        bridges_.back()->start(now_ms());
+    }
     // Connections keep a reference to their listener's policy: the vector never grows again.
     policies_.reserve(config_.listeners.size());
     for (const config::ListenerConfig &listener_config : config_.listeners) {
@@ -310,6 +328,11 @@ void Server::stop() {
     stop_started_ms_ = now_ms();
     for (const auto &listener : listeners_) {
         listener->close();
+    }
+    // Bridges detach their local sessions (the queues stay stored) and say DISCONNECT
+    // upstream.
+    for (const auto &b : bridges_) {
+        b->stop(now_ms());
     }
     // 5.0 clients are told why [MQTT-3.14.2]; every connection writes what it has and
     // closes. The loop ends once the last close callback has run.
@@ -373,6 +396,9 @@ void Server::on_connection_closed(net::Connection &c) {
 // Runs once per loop turn before the loop sleeps: one write per dirty connection, then
 // the connections closed during the turn are destroyed.
 void Server::flush_all() {
+    for (const auto &b : bridges_) {
+        b->turn(now_ms());
+    }
     // Group commit first, so acknowledgements that waited for it leave in this turn's write.
     if (store_->pending()) {
         if (config_.storage.flush_interval_ms == 0 || stopping_) {
@@ -397,6 +423,9 @@ void Server::flush_all() {
     if (dirty_.empty()) {
         dirty_.swap(dirty);
         dirty_.clear();
+    }
+    for (const auto &b : bridges_) {
+        b->flush();
     }
     for (uint64_t id : closed_) {
         connections_.erase(id);
@@ -459,6 +488,9 @@ void Server::on_tick() {
         ::malloc_trim(0);
     }
     broker_->tick(now);
+    for (const auto &b : bridges_) {
+        b->tick(now);
+    }
     // After a failed commit the database misses changes: every 10 s, try to write the
     // whole state again (it succeeds once the disk has room or is writable again).
     if (store_->stats().degraded && now >= next_resync_ms_) {

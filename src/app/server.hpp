@@ -2,6 +2,7 @@
 // Wires the broker together from a Config and runs the libuv loop until SIGINT or SIGTERM.
 #pragma once
 
+#include "bridge/bridge.hpp"
 #include "broker/broker.hpp"
 #include "config/config.hpp"
 #include "net/connection.hpp"
@@ -86,6 +87,8 @@ class Server final : private net::ListenerHandler, private net::ConnectionOwner 
     bool commit_armed_ = false;    // commit_timer_ is running
     uint64_t next_resync_ms_ = 0;  // loop clock of the next attempt to leave degraded mode
     std::unique_ptr<store::Store> store_;
+    // Bridges, in config order; created after the store is restored, before the listeners.
+    std::vector<std::unique_ptr<bridge::Bridge>> bridges_;
     bool aux_open_ = false;
 };
 

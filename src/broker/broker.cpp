@@ -282,7 +282,7 @@ void Broker::handle_connect(Client &c, mqtt::Connect &&connect, uint64_t now_ms)
         c.outbound_alias_max =
             std::min(props.topic_alias_maximum.value_or(0), settings_.outbound_topic_aliases);
     }
-    if (!settings_.server_reference.empty()) {
+    if (!settings_.server_reference.empty() && !c.link->internal()) {
         // Redirection (spec 4.11): this broker sends clients to another one, e.g. while
         // the gateway is under maintenance. 3.1/3.1.1 clients get "server unavailable".
         mqtt::Properties p;
@@ -342,6 +342,11 @@ void Broker::accept_connect(Client &c, mqtt::Connect &&connect, mqtt::Connack &&
     const bool v5 = connect.version == Version::v5;
     const mqtt::Properties &props = connect.properties;
     std::string client_id = std::move(connect.client_id);
+    if (client_id.starts_with("$bridge/") && !c.link->internal()) {
+        // Those sessions hold bridge queues: no network client may take them over.
+        return refuse(c, Reason::client_identifier_not_valid,
+                      "client ids starting with $bridge/ are reserved for bridges");
+    }
     if (client_id.empty()) {
         // [MQTT-3.1.3-6]: the server assigns a unique id; 5.0 clients are told it.
         std::random_device rd;
@@ -410,6 +415,9 @@ void Broker::accept_connect(Client &c, mqtt::Connect &&connect, mqtt::Connack &&
     session->expires_at_ms = 0;
     session->will = connect.will ? std::make_unique<mqtt::Will>(std::move(*connect.will)) : nullptr;
     c.session = session;
+    session->window = c.link->inflight_window();
+    session->queue_max_messages = c.link->queue_max_messages();
+    session->queue_max_bytes = c.link->queue_max_bytes();
     sync_persisted(*session);
     ++connected_[version_index(c.version)];
 
@@ -841,7 +849,9 @@ size_t Broker::route(const MessagePtr &message, uint64_t now_ms) {
 }
 
 uint16_t Broker::send_window(const Client &c) const {
-    return std::min<uint16_t>(settings_.max_inflight, c.client_receive_maximum);
+    const uint16_t window =
+        c.session != nullptr && c.session->window != 0 ? c.session->window : settings_.max_inflight;
+    return std::min<uint16_t>(window, c.client_receive_maximum);
 }
 
 void Broker::deliver(Session &s, Delivery &&d, uint64_t now_ms) {
@@ -891,15 +901,18 @@ void Broker::deliver(Session &s, Delivery &&d, uint64_t now_ms) {
 }
 
 void Broker::enqueue(Session &s, Delivery &&d) {
-    if (d.message->payload.size() > settings_.max_queued_bytes) {
+    const uint32_t max_messages =
+        s.queue_max_messages != 0 ? s.queue_max_messages : settings_.max_queued_messages;
+    const uint64_t max_bytes =
+        s.queue_max_bytes != 0 ? s.queue_max_bytes : settings_.max_queued_bytes;
+    if (d.message->payload.size() > max_bytes) {
         ++stats_.dropped_queue_full; // could never fit: keep what is queued
         forget_stored(d);
         return;
     }
     // Full queue policy: drop a queued QoS 0 message first, else the oldest message.
-    while (!s.queue.empty() &&
-           (s.queue.size() >= settings_.max_queued_messages ||
-            s.queued_bytes + d.message->payload.size() > settings_.max_queued_bytes)) {
+    while (!s.queue.empty() && (s.queue.size() >= max_messages ||
+                                s.queued_bytes + d.message->payload.size() > max_bytes)) {
         auto victim = std::find_if(s.queue.begin(), s.queue.end(),
                                    [](const Delivery &q) { return q.qos == 0; });
         if (victim == s.queue.end()) {
@@ -1444,6 +1457,29 @@ void Broker::restore(std::vector<MessagePtr> &&retained, std::vector<RestoredSes
             s.inbound_qos2.insert(id);
         }
     }
+}
+
+void Broker::publish_system(std::string topic, std::string payload, bool retain, uint64_t now_ms) {
+    now_ms_ = now_ms;
+    publish_message(make_message(std::move(topic), std::move(payload), 0, retain, {}, {}, now_ms),
+                    now_ms);
+}
+
+std::vector<std::string> Broker::subscriptions_of(const std::string &client_id) const {
+    std::vector<std::string> out;
+    if (auto it = sessions_.find(client_id); it != sessions_.end()) {
+        for (const auto &[filter, options] : it->second->subscriptions) {
+            out.push_back(filter);
+        }
+    }
+    return out;
+}
+
+std::pair<size_t, size_t> Broker::backlog_of(const std::string &client_id) const {
+    if (auto it = sessions_.find(client_id); it != sessions_.end()) {
+        return {it->second->queue.size(), it->second->inflight.size()};
+    }
+    return {0, 0};
 }
 
 void Broker::write_all_to_store() {

@@ -147,6 +147,12 @@ class Broker {
     void note_loop_turn(uint64_t us) {
         stats_.longest_loop_turn_us = std::max(stats_.longest_loop_turn_us, us);
     }
+    // Publishes a message the broker itself originates (e.g. a bridge's $SYS state).
+    void publish_system(std::string topic, std::string payload, bool retain, uint64_t now_ms);
+    // The filters a session subscribes to (empty when there is no such session).
+    std::vector<std::string> subscriptions_of(const std::string &client_id) const;
+    // Messages queued for a session and in flight to it.
+    std::pair<size_t, size_t> backlog_of(const std::string &client_id) const;
     // PUBACK/PUBREC waiting for a commit.
     size_t deferred_ack_count() const { return deferred_acks_.size(); }
 

@@ -47,6 +47,15 @@ class Link {
     // Writes what is queued, then closes. Idempotent; the broker hears of it via on_close.
     virtual void close() = 0;
 
+    // An internal client (a bridge's local side) rather than a network connection: it may
+    // use a "$bridge/" client id and is not redirected.
+    virtual bool internal() const { return false; }
+    // Overrides for the session of an internal client, 0 = the broker's settings: outgoing
+    // QoS 1/2 in flight, and the queue's message and payload-byte limits.
+    virtual uint16_t inflight_window() const { return 0; }
+    virtual uint32_t queue_max_messages() const { return 0; }
+    virtual uint64_t queue_max_bytes() const { return 0; }
+
   protected:
     ~Link() = default;
 };

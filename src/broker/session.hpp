@@ -174,6 +174,11 @@ class Session {
     // a Persistence is attached); every change is then reported to the store.
     bool persisted = false;
 
+    // Limits set by an internal client's link (a bridge), 0 = the broker's settings.
+    uint16_t window = 0;
+    uint32_t queue_max_messages = 0;
+    uint64_t queue_max_bytes = 0;
+
     // Set during one publish's fan-out to merge overlapping subscriptions.
     uint64_t match_epoch = 0;
     size_t match_slot = 0;

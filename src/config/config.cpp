@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "config/config.hpp"
 
+#include "bridge/rules.hpp"
+#include "mqtt/topic.hpp"
+
 #include <arpa/inet.h>
 #include <yaml-cpp/yaml.h>
 
@@ -529,10 +532,243 @@ void read_storage(const Reader &reader, const Value &value, Config &config) {
     }
 }
 
+// Reads a list of "- name: value" maps of user properties.
+std::vector<std::pair<std::string, std::string>> read_user_property_list(const Reader &reader,
+                                                                         const Value &value) {
+    std::vector<std::pair<std::string, std::string>> out;
+    if (!value.node.IsSequence()) {
+        reader.fail(value, value.path + " must be a list of '- name: value' entries, got " +
+                               describe(value.node));
+    }
+    for (size_t i = 0; i < value.node.size(); ++i) {
+        YAML::Node node = value.node[i];
+        Value item{node, node.Mark().is_null() ? value.mark : node.Mark(),
+                   value.path + "[" + std::to_string(i) + "]"};
+        if (!node.IsMap() || node.size() != 1) {
+            reader.fail(item, item.path + " must be one 'name: value' pair");
+        }
+        for (const auto &kv : node) {
+            Value v{kv.second, kv.second.Mark(), item.path};
+            out.emplace_back(kv.first.Scalar(), reader.string(v));
+        }
+    }
+    return out;
+}
+
+// One forward or subscribe rule's filter and topic template, checked together.
+void check_rule_topics(const Reader &reader, const Value &filter_value, const std::string &filter,
+                       const Value &template_value, const std::string &topic_template) {
+    const mqtt::FilterCheck check = mqtt::check_filter(filter);
+    if (filter.empty() || check.reason != mqtt::Reason::success || check.shared) {
+        reader.fail(filter_value, "'" + filter + "' is not a valid topic filter");
+    }
+    if (auto error = bridge::check_template(filter, topic_template)) {
+        reader.fail(template_value, *error);
+    }
+}
+
+ForwardRule read_forward_rule(const Reader &reader, const Value &item) {
+    Section s = reader.section(item, {"local", "remote", "qos", "retain", "properties",
+                                      "add_user_properties", "message_expiry", "content_type"});
+    ForwardRule r;
+    r.line = item.mark.line + 1;
+    auto local = s.get("local");
+    if (!local) {
+        reader.fail(item, "a forward rule needs 'local' (the local topic filter)");
+    }
+    r.local = reader.string(*local);
+    auto remote = s.get("remote");
+    if (remote) {
+        r.remote = reader.string(*remote);
+    }
+    check_rule_topics(reader, *local, r.local, remote ? *remote : *local, r.remote);
+    read_integer(reader, s, "qos", 0, 2, r.qos);
+    if (auto v = s.get("retain")) {
+        const std::string name = reader.string(*v);
+        if (name == "keep") {
+            r.retain = ForwardRule::Retain::keep;
+        } else if (name == "clear") {
+            r.retain = ForwardRule::Retain::clear;
+        } else if (name == "force") {
+            r.retain = ForwardRule::Retain::force;
+        } else {
+            reader.fail(*v, "unknown retain '" + name + "'; expected keep, clear or force");
+        }
+    }
+    if (auto v = s.get("properties")) {
+        const std::string name = reader.string(*v);
+        if (name != "keep" && name != "drop") {
+            reader.fail(*v, "unknown properties '" + name + "'; expected keep or drop");
+        }
+        r.drop_properties = name == "drop";
+    }
+    if (auto v = s.get("add_user_properties")) {
+        r.add_user_properties = read_user_property_list(reader, *v);
+    }
+    if (auto v = s.get("message_expiry")) {
+        r.message_expiry = static_cast<uint32_t>(reader.integer(*v, 1, UINT32_MAX));
+    }
+    if (auto v = s.get("content_type")) {
+        r.content_type = reader.string(*v);
+    }
+    return r;
+}
+
+SubscribeRule read_subscribe_rule(const Reader &reader, const Value &item) {
+    Section s = reader.section(item, {"remote", "local", "qos", "add_user_properties"});
+    SubscribeRule r;
+    r.line = item.mark.line + 1;
+    auto remote = s.get("remote");
+    if (!remote) {
+        reader.fail(item, "a subscribe rule needs 'remote' (the remote topic filter)");
+    }
+    r.remote = reader.string(*remote);
+    auto local = s.get("local");
+    if (local) {
+        r.local = reader.string(*local);
+    }
+    check_rule_topics(reader, *remote, r.remote, local ? *local : *remote, r.local);
+    read_integer(reader, s, "qos", 0, 2, r.qos);
+    if (auto v = s.get("add_user_properties")) {
+        r.add_user_properties = read_user_property_list(reader, *v);
+    }
+    return r;
+}
+
+BridgeConfig read_bridge(const Reader &reader, const Value &item,
+                         const std::vector<BridgeConfig> &earlier) {
+    Section s = reader.section(item, {"name", "address", "addresses", "client_id", "username",
+                                      "password", "keep_alive", "clean_start", "session_expiry",
+                                      "protocol", "backoff", "window", "topic_aliases", "queue",
+                                      "dead_letter_topic", "forward", "subscribe"});
+    BridgeConfig b;
+    b.line = item.mark.line + 1;
+    auto name = s.get("name");
+    if (!name) {
+        reader.fail(item, "a bridge needs a name");
+    }
+    b.name = reader.string(*name);
+    if (b.name.empty() || b.name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRST"
+                                                   "UVWXYZ0123456789_-") != std::string::npos) {
+        reader.fail(*name, "bridge name '" + b.name + "' must be letters, digits, '_' or '-'");
+    }
+    for (const BridgeConfig &other : earlier) {
+        if (other.name == b.name) {
+            reader.fail(*name, "duplicate bridge name '" + b.name + "'");
+        }
+    }
+    auto add_address = [&](const Value &v) {
+        std::string error;
+        const std::string text = reader.string(v);
+        std::optional<Endpoint> e = parse_endpoint(text, &error);
+        if (!e || e->port == 0) {
+            reader.fail(v, "bad address '" + text + "': " + (e ? "port 0" : error));
+        }
+        b.addresses.push_back(*e);
+    };
+    if (auto v = s.get("address")) {
+        add_address(*v);
+    }
+    if (auto v = s.get("addresses")) {
+        if (!v->node.IsSequence()) {
+            reader.fail(*v, "addresses must be a list of HOST:PORT, got " + describe(v->node));
+        }
+        for (size_t i = 0; i < v->node.size(); ++i) {
+            YAML::Node node = v->node[i];
+            add_address(Value{node, node.Mark().is_null() ? v->mark : node.Mark(),
+                              v->path + "[" + std::to_string(i) + "]"});
+        }
+    }
+    if (b.addresses.empty()) {
+        reader.fail(item, "bridge '" + b.name + "' needs an address (HOST:PORT)");
+    }
+    b.client_id = "ferrymq-" + b.name;
+    if (auto v = s.get("client_id")) {
+        b.client_id = reader.string(*v);
+    }
+    if (auto v = s.get("username")) {
+        b.username = reader.string(*v);
+    }
+    if (auto v = s.get("password")) {
+        b.password = reader.string(*v);
+    }
+    read_integer(reader, s, "keep_alive", 0, 65535, b.keep_alive);
+    if (auto v = s.get("clean_start")) {
+        b.clean_start = reader.boolean(*v);
+    }
+    read_integer(reader, s, "session_expiry", 0, UINT32_MAX, b.session_expiry);
+    if (auto v = s.get("protocol")) {
+        const std::string p = reader.string(*v);
+        if (p != "5" && p != "3.1.1") {
+            reader.fail(*v, "unknown protocol '" + p + "'; expected 5 or 3.1.1");
+        }
+        b.v5 = p == "5";
+    }
+    if (auto v = s.get("backoff")) {
+        Section bs = reader.section(*v, {"min", "max", "jitter"});
+        read_integer(reader, bs, "min", 10, 3'600'000, b.backoff_min_ms);
+        read_integer(reader, bs, "max", 10, 3'600'000, b.backoff_max_ms);
+        read_integer(reader, bs, "jitter", 0, 100, b.backoff_jitter);
+        if (b.backoff_max_ms < b.backoff_min_ms) {
+            reader.fail(*v, "backoff.max must not be below backoff.min");
+        }
+    }
+    read_integer(reader, s, "window", 1, 65535, b.window);
+    if (auto v = s.get("topic_aliases")) {
+        b.topic_aliases = reader.boolean(*v);
+    }
+    if (auto v = s.get("queue")) {
+        Section qs = reader.section(*v, {"max_messages", "max_bytes"});
+        read_integer(reader, qs, "max_messages", 1, UINT32_MAX, b.queue_max_messages);
+        read_integer(reader, qs, "max_bytes", 1, UINT64_MAX >> 1, b.queue_max_bytes);
+    }
+    if (auto v = s.get("dead_letter_topic")) {
+        b.dead_letter_topic = reader.string(*v);
+    }
+    auto read_list = [&](const char *key, auto &&read_one) {
+        auto v = s.get(key);
+        if (!v || v->node.IsNull()) {
+            return;
+        }
+        if (!v->node.IsSequence()) {
+            reader.fail(*v, v->path + " must be a list of rules, got " + describe(v->node));
+        }
+        for (size_t i = 0; i < v->node.size(); ++i) {
+            YAML::Node node = v->node[i];
+            read_one(Value{node, node.IsNull() || node.Mark().is_null() ? v->mark : node.Mark(),
+                           v->path + "[" + std::to_string(i) + "]"});
+        }
+    };
+    read_list("forward",
+              [&](const Value &v) { b.forward.push_back(read_forward_rule(reader, v)); });
+    read_list("subscribe",
+              [&](const Value &v) { b.subscribe.push_back(read_subscribe_rule(reader, v)); });
+    if (b.forward.empty() && b.subscribe.empty()) {
+        reader.fail(item, "bridge '" + b.name + "' has no forward or subscribe rule");
+    }
+    return b;
+}
+
+void read_bridges(const Reader &reader, const Value &value, Config &config) {
+    if (value.node.IsNull()) {
+        return;
+    }
+    if (!value.node.IsSequence()) {
+        reader.fail(value, "bridges must be a list of '- name: NAME' entries, got " +
+                               describe(value.node));
+    }
+    for (size_t i = 0; i < value.node.size(); ++i) {
+        YAML::Node node = value.node[i];
+        Value item{node, node.IsNull() || node.Mark().is_null() ? value.mark : node.Mark(),
+                   value.path + "[" + std::to_string(i) + "]"};
+        config.bridges.push_back(read_bridge(reader, item, config.bridges));
+    }
+}
+
 Config read_top_level(const Reader &reader, const Value &root) {
-    Section top =
-        reader.section(root, {"listeners", "data_dir", "log", "limits", "shared_subscriptions",
-                              "authentication", "request_response", "sys", "redirect", "storage"});
+    Section top = reader.section(
+        root, {"listeners", "data_dir", "log", "limits", "shared_subscriptions", "authentication",
+               "request_response", "sys", "redirect", "storage", "bridges"});
     Config config;
     if (auto value = top.get("listeners")) {
         read_listeners(reader, *value, config);
@@ -563,6 +799,9 @@ Config read_top_level(const Reader &reader, const Value &root) {
     }
     if (auto value = top.get("storage")) {
         read_storage(reader, *value, config);
+    }
+    if (auto value = top.get("bridges")) {
+        read_bridges(reader, *value, config);
     }
     return config;
 }

@@ -144,6 +144,54 @@ struct StorageConfig {
     StoreFullPolicy full_policy = StoreFullPolicy::refuse;
 };
 
+// A bridge forward rule: local messages matching `local` go upstream to `remote`.
+struct ForwardRule {
+    std::string local;  // local topic filter
+    std::string remote; // remote topic template ({1}.., {#}); empty = the same topic
+    uint8_t qos = 1;    // the highest QoS used upstream (the message's own QoS if lower)
+    enum class Retain : uint8_t { keep, clear, force } retain = Retain::keep;
+    bool drop_properties = false; // 5.0 uplink: none of the message's properties go up
+    std::vector<std::pair<std::string, std::string>> add_user_properties; // e.g. gateway id
+    std::optional<uint32_t> message_expiry;  // seconds, set on messages that have none
+    std::optional<std::string> content_type; // set on messages that have none
+    int line = 0;
+};
+
+// A bridge subscribe rule: upstream messages matching `remote` are published locally.
+struct SubscribeRule {
+    std::string remote; // remote topic filter
+    std::string local;  // local topic template; empty = the same topic
+    uint8_t qos = 1;    // QoS of the upstream subscription
+    std::vector<std::pair<std::string, std::string>> add_user_properties; // added locally
+    int line = 0;
+};
+
+// One uplink to a cloud broker.
+struct BridgeConfig {
+    std::string name;                // [A-Za-z0-9_-]+, unique; names logs and $SYS topics
+    std::vector<Endpoint> addresses; // tried in order; back to the first after a failure
+    std::string client_id;           // default "ferrymq-<name>"
+    std::optional<std::string> username;
+    std::optional<std::string> password;
+    uint16_t keep_alive = 60;                // seconds
+    bool clean_start = false;                // upstream session: keep it across reconnects
+    uint32_t session_expiry = 3600;          // 5.0 upstream Session Expiry Interval, seconds
+    bool v5 = true;                          // protocol "5" (default) or "3.1.1"
+    uint32_t backoff_min_ms = 500;           // first reconnect delay
+    uint32_t backoff_max_ms = 30'000;        // the delay doubles up to this
+    uint32_t backoff_jitter = 20;            // +/- percent of randomness on each delay
+    uint16_t window = 100;                   // QoS 1/2 messages in flight upstream (5.0: at most
+                                             // the upstream's Receive Maximum)
+    bool topic_aliases = true;               // 5.0: assign aliases within the upstream's maximum
+    uint32_t queue_max_messages = 1'000'000; // queued while the uplink is down or slow
+    uint64_t queue_max_bytes = 256ull << 20; // payload bytes queued
+    std::string dead_letter_topic;           // local topic for permanently refused messages;
+                                             // empty: dropped (and counted)
+    std::vector<ForwardRule> forward;
+    std::vector<SubscribeRule> subscribe;
+    int line = 0;
+};
+
 struct Config {
     std::vector<ListenerConfig> listeners{ListenerConfig{}}; // never empty
     std::string data_dir = "ferrymq-data"; // persistent state; relative paths are from the cwd
@@ -155,6 +203,7 @@ struct Config {
     RedirectConfig redirect;
     SysConfig sys;
     StorageConfig storage;
+    std::vector<BridgeConfig> bridges;
 };
 
 // Why a configuration was refused. what() is "FILE:LINE:COL: message" (1-based line and

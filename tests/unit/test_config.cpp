@@ -169,7 +169,7 @@ TEST_CASE("config: unknown keys are refused at every level") {
     CHECK(error_of("listners:\n  - bind: 127.0.0.1:1883\n") ==
           "t.yaml:1:1: unknown key 'listners' in top level; expected one of: listeners, "
           "data_dir, log, limits, shared_subscriptions, authentication, request_response, sys, "
-          "redirect, storage");
+          "redirect, storage, bridges");
     CHECK(error_of("log:\n  levle: info\n") ==
           "t.yaml:2:3: unknown key 'levle' in log; expected one of: level");
     CHECK(starts_with(error_of("limits:\n  max_conections: 1\n"),
