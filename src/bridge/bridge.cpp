@@ -22,6 +22,16 @@ bool retryable(Reason r) {
 // Seconds between the health counters ($SYS/bridges/<name>/...).
 constexpr uint64_t kHealthEveryMs = 5000;
 
+// The echo filter's memory: forwards of the last 10 s, at most 10,000 of them.
+constexpr uint64_t kEchoWindowMs = 10'000;
+constexpr size_t kEchoMaxEntries = 10'000;
+
+uint64_t message_hash(std::string_view topic, std::string_view payload) {
+    const uint64_t a = std::hash<std::string_view>{}(topic);
+    const uint64_t b = std::hash<std::string_view>{}(payload);
+    return a ^ (b + 0x9E3779B97F4A7C15ull + (a << 6) + (a >> 2));
+}
+
 } // namespace
 
 Bridge::Bridge(uv_loop_t &loop, broker::Broker &broker, const config::BridgeConfig &config,
@@ -223,6 +233,9 @@ bool Bridge::send_publish(const mqtt::PublishRef &ref, const broker::MessagePtr 
         stats_.properties_dropped[4] += p.correlation_data ? 1 : 0;
         stats_.properties_dropped[5] += p.payload_format_indicator ? 1 : 0;
         up.topic = topic;
+        if (!config_.subscribe.empty()) {
+            remember_forward(topic, m.payload, uv_now(&loop_));
+        }
     }
     uplink_.publish(up);
     ++stats_.sent;
@@ -405,6 +418,16 @@ void Bridge::on_upstream_publish(mqtt::Publish &&publish) {
         }
         return;
     }
+    if (uplink_.version() != mqtt::Version::v5 && is_echo(publish.topic, publish.payload, now)) {
+        // Our own forward, sent back by a 3.1.1 upstream that has no No Local.
+        ++stats_.echoes_dropped;
+        if (publish.qos == 1) {
+            uplink_.send(mqtt::Puback{{publish.packet_id, Reason::success, {}}});
+        } else if (publish.qos == 2) {
+            uplink_.send(mqtt::Pubrec{{publish.packet_id, Reason::success, {}}});
+        }
+        return;
+    }
     ++stats_.received;
     publish.topic = map_topic(rule->remote, rule->local, publish.topic);
     publish.properties.subscription_identifiers.clear();
@@ -415,6 +438,36 @@ void Bridge::on_upstream_publish(mqtt::Publish &&publish) {
     publish.dup = false;
     // The local acknowledgement comes back through send() and answers the upstream.
     broker_.on_packet(*this, std::move(publish), now);
+}
+
+void Bridge::remember_forward(std::string_view topic, std::string_view payload,
+                              uint64_t now_ms) {
+    const uint64_t h = message_hash(topic, payload);
+    recent_up_.emplace_back(h, now_ms);
+    ++recent_count_[h];
+    while (!recent_up_.empty() && (recent_up_.size() > kEchoMaxEntries ||
+                                   now_ms - recent_up_.front().second > kEchoWindowMs)) {
+        auto it = recent_count_.find(recent_up_.front().first);
+        if (it != recent_count_.end() && --it->second == 0) {
+            recent_count_.erase(it);
+        }
+        recent_up_.pop_front();
+    }
+}
+
+bool Bridge::is_echo(std::string_view topic, std::string_view payload, uint64_t now_ms) {
+    if (recent_up_.empty() || now_ms - recent_up_.back().second > kEchoWindowMs) {
+        return false;
+    }
+    auto it = recent_count_.find(message_hash(topic, payload));
+    if (it == recent_count_.end()) {
+        return false;
+    }
+    // One echo per forward: the count is used up (the deque entry ages out by itself).
+    if (--it->second == 0) {
+        recent_count_.erase(it);
+    }
+    return true;
 }
 
 void Bridge::publish_state(uint64_t now_ms) {

@@ -20,7 +20,9 @@
 
 #include <array>
 #include <cstdint>
+#include <deque>
 #include <map>
+#include <unordered_map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -36,6 +38,7 @@ struct BridgeStats {
     uint64_t retried = 0;      // refused with a retryable reason: reconnect and resend
     uint64_t too_large = 0;    // above the upstream's Maximum Packet Size: dropped
     uint64_t alias_hits = 0;   // PUBLISHes sent upstream with only a topic alias
+    uint64_t echoes_dropped = 0; // 3.1.1: our own forwards coming back down, dropped
     // Properties a 3.1.1 uplink cannot carry, dropped per kind: user properties, message
     // expiry, content type, response topic, correlation data, payload format indicator.
     std::array<uint64_t, 6> properties_dropped{};
@@ -98,6 +101,10 @@ class Bridge final : public broker::Link, private UplinkOwner {
     void ack_local(uint16_t packet_id);
     void publish_state(uint64_t now_ms);
     const config::SubscribeRule *inbound_rule(const mqtt::Publish &publish) const;
+    // The 3.1.1 echo filter: what went up recently, so the same message coming back down
+    // (a 3.1.1 upstream has no No Local) is recognised and dropped.
+    void remember_forward(std::string_view topic, std::string_view payload, uint64_t now_ms);
+    bool is_echo(std::string_view topic, std::string_view payload, uint64_t now_ms);
 
     uv_loop_t &loop_;
     broker::Broker &broker_;
@@ -121,6 +128,8 @@ class Bridge final : public broker::Link, private UplinkOwner {
     std::string state_published_; // last value of $SYS/bridges/<name>/state
     uint64_t next_health_ms_ = 0;
     std::map<std::string, std::string> health_published_; // topic -> last value
+    std::deque<std::pair<uint64_t, uint64_t>> recent_up_;  // (hash, loop ms) in send order
+    std::unordered_map<uint64_t, uint32_t> recent_count_;  // hash -> entries in recent_up_
 };
 
 } // namespace ferrymq::bridge

@@ -1,0 +1,318 @@
+# SPDX-License-Identifier: Apache-2.0
+"""40 bridges: ferrymq forwards local topics to a real upstream broker (Mosquitto, started
+by the test on a free loopback port) and publishes what it subscribes to there locally.
+Link faults come from a TCP proxy between the two that the test cuts or stalls; nothing
+acknowledged locally may be lost, and order is kept (duplicates only from redelivery)."""
+import signal
+import threading
+import time
+
+import pytest
+
+from mqtt_helpers import (PUBACK, V311, V5, Prop, ConnectionClosed, RawClient, WaitTimeout,
+                          publish_packet)
+from mqtt_helpers import clients  # noqa: F401 (fixture, used by name)
+from upstream import Mosquitto, TcpProxy
+
+
+@pytest.fixture
+def mosquitto(tmp_path):
+    started = []
+
+    def start(extra_config=""):
+        m = Mosquitto(tmp_path / f"mosquitto{len(started) + 1}", extra_config=extra_config)
+        started.append(m)
+        return m.start()
+
+    yield start
+    for m in started:
+        m.stop()
+
+
+@pytest.fixture
+def proxy():
+    made = []
+
+    def make(port):
+        p = TcpProxy(port).start()
+        made.append(p)
+        return p
+
+    yield make
+    for p in made:
+        p.close()
+
+
+def bridge_config(port, protocol="5", name="b40", extra="", queue="", keep_alive=10,
+                  forward=None, subscribe=None):
+    forward = forward if forward is not None else """
+      - local: "f40/#"
+        remote: "up40/{#}"
+        add_user_properties:
+          - gateway: gw1"""
+    subscribe = subscribe if subscribe is not None else """
+      - remote: "down40/#"
+        local: "local40/{#}\""""
+    return f"""
+bridges:
+  - name: {name}
+    address: "127.0.0.1:{port}"
+    protocol: "{protocol}"
+    keep_alive: {keep_alive}
+    backoff: {{min: 100, max: 500}}
+{queue}{extra}    forward:{forward}
+    subscribe:{subscribe}
+"""
+
+
+def wait_state(clients, broker, name, prefix, timeout=15):
+    """Waits until $SYS/bridges/<name>/state starts with `prefix` (it is retained)."""
+    watch = clients.raw(broker, V5)
+    watch.connect(f"state-{name}-{time.monotonic_ns()}")
+    watch.subscribe(f"$SYS/bridges/{name}/state", qos=0)
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = watch.receive(timeout=max(deadline - time.monotonic(), 0.1)).payload.decode()
+        except WaitTimeout:
+            break
+        if last.startswith(prefix):
+            watch.close()
+            return last
+    raise AssertionError(f"bridge {name} state is {last!r}, expected {prefix!r}...")
+
+
+def stream(broker, topic, count, version=V5, window=200, first=0):
+    """Publishes `count` QoS 1 messages "%07d" first.. with `window` in flight; returns the
+    sequence numbers acknowledged."""
+    acked = []
+    pub = RawClient(broker, version)
+    try:
+        pub.connect(f"stream-{time.monotonic_ns()}")
+        ids = {}
+        seq = first
+        while seq < first + count or ids:
+            while seq < first + count and len(ids) < window:
+                pid = pub.new_id()
+                pub.send(publish_packet(topic, b"%07d" % seq, 1, pid, version=version))
+                ids[pid] = seq
+                seq += 1
+            p = pub.expect(PUBACK, timeout=30)
+            acked.append(ids.pop(p.packet_id))
+    finally:
+        pub.close()
+    return acked
+
+
+def collect(sub, count, timeout=120):
+    """Receives until `count` distinct payloads arrived; returns first arrivals in order."""
+    seen = {}
+    deadline = time.monotonic() + timeout
+    while len(seen) < count:
+        remaining = deadline - time.monotonic()
+        assert remaining > 0, f"only {len(seen)} of {count} arrived"
+        p = sub.receive(timeout=remaining)
+        seen.setdefault(p.payload, None)
+    return [int(x) for x in seen]
+
+
+@pytest.mark.parametrize("upstream", ["3.1.1", "5"], ids=["up311", "up5"])
+@pytest.mark.parametrize("local", [V311, V5], ids=["local311", "local5"])
+def test_forward_and_subscribe_every_version_pair(start_broker, clients, mosquitto, local,
+                                                  upstream):
+    """A local message goes up with the topic mapped; on a 5.0 uplink its user properties
+    (and the rule's gateway id) go with it, on 3.1.1 none can. A message from upstream comes
+    down mapped, with its user properties when both hops are 5.0."""
+    m = mosquitto()
+    b = start_broker(config_text=bridge_config(m.port, upstream))
+    wait_state(clients, b, "b40", "online")
+    up_sub = clients.raw(m, V5)
+    up_sub.connect("up-sub")
+    up_sub.subscribe("up40/#", qos=1)
+    local_sub = clients.raw(b, local)
+    local_sub.connect("local-sub")
+    local_sub.subscribe("local40/#", qos=1)
+
+    pub = clients.raw(b, local)
+    pub.connect("local-pub")
+    props = {Prop.USER_PROPERTY: [("k", "v")]} if local == V5 else None
+    pub.publish("f40/a/b", b"up", qos=1, props=props)
+    p = up_sub.receive()
+    assert (p.topic, p.payload, p.qos) == ("up40/a/b", b"up", 1)
+    user = p.properties.get(Prop.USER_PROPERTY, [])
+    if upstream == "5":
+        assert user == ([("k", "v")] if local == V5 else []) + [("gateway", "gw1")]
+    else:
+        assert user == []
+
+    up_pub = clients.raw(m, V5)
+    up_pub.connect("up-pub")
+    up_pub.publish("down40/c", b"down", qos=1, props={Prop.USER_PROPERTY: [("u", "1")]})
+    p = local_sub.receive()
+    assert (p.topic, p.payload) == ("local40/c", b"down")
+    if local == V5:
+        assert p.properties.get(Prop.USER_PROPERTY, []) == (
+            [("u", "1")] if upstream == "5" else [])
+
+
+@pytest.mark.parametrize("upstream", ["3.1.1", "5"], ids=["up311", "up5"])
+def test_no_message_echoes_back(start_broker, clients, mosquitto, upstream):
+    """Forward and subscribe rules over the same topics: No Local on 5.0, the echo filter on
+    3.1.1 — each side sees each message once."""
+    m = mosquitto()
+    rules_f = """
+      - local: "loop40/#\""""
+    rules_s = """
+      - remote: "loop40/#\""""
+    b = start_broker(config_text=bridge_config(m.port, upstream, forward=rules_f,
+                                               subscribe=rules_s))
+    wait_state(clients, b, "b40", "online")
+    local_sub = clients.raw(b, V5)
+    local_sub.connect("l-sub")
+    local_sub.subscribe("loop40/#", qos=1)
+    up_sub = clients.raw(m, V5)
+    up_sub.connect("u-sub")
+    up_sub.subscribe("loop40/#", qos=1)
+    pub = clients.raw(b, V5)
+    pub.connect("l-pub")
+    pub.publish("loop40/a", b"from-local", qos=1)
+    assert up_sub.receive().payload == b"from-local"
+    assert local_sub.receive().payload == b"from-local"
+    up_pub = clients.raw(m, V5)
+    up_pub.connect("u-pub")
+    up_pub.publish("loop40/b", b"from-cloud", qos=1)
+    assert local_sub.receive().payload == b"from-cloud"
+    assert up_sub.receive().payload == b"from-cloud"
+    # Anything echoing would have arrived by now behind a round trip through both brokers.
+    up_pub.publish("loop40/marker", b"marker", qos=1)
+    assert local_sub.receive().payload == b"marker"
+    assert up_sub.receive().payload == b"marker"
+    assert local_sub.barrier() == []
+    assert up_sub.barrier() == []
+
+
+def test_outage_of_50000_messages_drains_in_order(start_broker, clients, mosquitto, proxy):
+    """50,000 QoS 1 messages published while the uplink is down all arrive, in order, once
+    it is back; the backlog drains at link speed."""
+    m = mosquitto()
+    px = proxy(m.port)
+    b = start_broker(config_text=bridge_config(px.port, subscribe=" []"))
+    wait_state(clients, b, "b40", "online")
+    up_sub = clients.raw(m, V5)
+    up_sub.connect("o-sub")
+    up_sub.subscribe("up40/#", qos=1)
+    px.cut()
+    wait_state(clients, b, "b40", "backoff")
+    acked = stream(b, "f40/x", 50000)
+    assert len(acked) == 50000
+    started = time.monotonic()
+    px.restore()
+    got = collect(up_sub, 50000, timeout=180)
+    elapsed = time.monotonic() - started
+    assert got == list(range(50000)), "out of order or missing"
+    print(f"drained 50,000 messages in {elapsed:.1f} s ({50000 / elapsed:.0f} msg/s)")
+
+
+def test_kill_9_and_three_link_failures_lose_nothing(start_broker, clients, mosquitto, proxy):
+    """The same backlog, with ferrymq killed (-9) and restarted midway and the link cut three
+    times while it drains: every acknowledged message arrives, first arrivals in order."""
+    m = mosquitto()
+    px = proxy(m.port)
+    b = start_broker(config_text=bridge_config(px.port, subscribe=" []"))
+    wait_state(clients, b, "b40", "online")
+    up_sub = clients.raw(m, V5)
+    up_sub.connect("k-sub")
+    up_sub.subscribe("up40/#", qos=1)
+    px.cut()
+    wait_state(clients, b, "b40", "backoff")
+    total = 20000
+    assert len(stream(b, "f40/x", total)) == total
+    px.restore()
+
+    seen = {}
+    order = []
+
+    def take(n):
+        deadline = time.monotonic() + 60
+        while len(seen) < n:
+            p = up_sub.receive(timeout=max(deadline - time.monotonic(), 0.1))
+            if p.payload not in seen:
+                seen[p.payload] = None
+                order.append(int(p.payload))
+
+    take(4000)
+    b = start_broker.restart(b, sig=signal.SIGKILL)
+    for stop_at in (8000, 12000, 16000):
+        take(stop_at)
+        px.cut()
+        time.sleep(0.2)  # the outage itself: the link stays down for a moment
+        px.restore()
+    take(total)
+    assert order == sorted(order), "first arrivals out of order"
+    assert set(order) == set(range(total))
+
+
+def test_queue_limit_drops_the_oldest(start_broker, clients, mosquitto, proxy):
+    m = mosquitto()
+    px = proxy(m.port)
+    b = start_broker(config_text=bridge_config(px.port, subscribe=" []",
+                                               queue="    queue: {max_messages: 5}\n"))
+    wait_state(clients, b, "b40", "online")
+    up_sub = clients.raw(m, V5)
+    up_sub.connect("q-sub")
+    up_sub.subscribe("up40/#", qos=1)
+    px.cut()
+    wait_state(clients, b, "b40", "backoff")
+    pub = clients.raw(b, V5)
+    pub.connect("q-pub")
+    for i in range(10):
+        pub.publish("f40/q", b"%07d" % i, qos=1)
+    px.restore()
+    assert collect(up_sub, 5) == [5, 6, 7, 8, 9]
+    assert up_sub.barrier() == []
+
+
+def test_permanent_refusal_goes_to_the_dead_letter_topic(start_broker, clients, mosquitto,
+                                                        tmp_path):
+    """An upstream ACL denies one topic: Mosquitto answers the 5.0 PUBLISH with 0x87; the
+    message goes to the local dead-letter topic and the rest keeps flowing."""
+    acl = tmp_path / "acl"
+    acl.write_text("topic deny up40/denied\ntopic readwrite #\n")
+    m = mosquitto(extra_config=f"acl_file {acl}")
+    b = start_broker(config_text=bridge_config(
+        m.port, subscribe=" []", extra='    dead_letter_topic: "dead40"\n'))
+    wait_state(clients, b, "b40", "online")
+    dead = clients.raw(b, V5)
+    dead.connect("dead-sub")
+    dead.subscribe("dead40", qos=0)
+    up_sub = clients.raw(m, V5)
+    up_sub.connect("d-sub")
+    up_sub.subscribe("up40/#", qos=1)
+    pub = clients.raw(b, V5)
+    pub.connect("d-pub")
+    pub.publish("f40/denied", b"refused", qos=1)
+    pub.publish("f40/fine", b"accepted", qos=1)
+    p = dead.receive(timeout=10)
+    assert p.payload == b"refused"
+    user = dict(p.properties.get(Prop.USER_PROPERTY, []))
+    assert user["ferrymq-topic"] == "f40/denied"
+    assert user["ferrymq-bridge"] == "b40"
+    assert "authorized" in user["ferrymq-reason"].lower()
+    assert up_sub.receive().payload == b"accepted"
+
+
+def test_half_open_link_is_detected_within_one_and_a_half_keep_alives(start_broker, clients,
+                                                                     mosquitto, proxy):
+    m = mosquitto()
+    px = proxy(m.port)
+    b = start_broker(config_text=bridge_config(px.port, subscribe=" []", keep_alive=2))
+    wait_state(clients, b, "b40", "online")
+    mark = b.log_mark()
+    px.stall()
+    started = time.monotonic()
+    b.wait_for_log(r"half-open", since=mark, timeout=10)
+    elapsed = time.monotonic() - started
+    assert elapsed <= 2 * 1.5 + 1.0, f"detected after {elapsed:.1f} s"
+    px.unstall()
+    wait_state(clients, b, "b40", "online")

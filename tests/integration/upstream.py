@@ -1,0 +1,204 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A real upstream broker for bridge tests (Mosquitto from Debian, on a free loopback port)
+and a TCP proxy between ferrymq and it that a test can cut or stall to make link faults.
+Both are stopped by the fixtures that start them; processes are ended by PID only."""
+import os
+import select
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from mqtt_helpers import free_ports
+
+START_TIMEOUT = 10
+
+
+def _wait_port(port, timeout=START_TIMEOUT, process=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"mosquitto exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+class Mosquitto:
+    """One Mosquitto process. `addresses` and connect() let RawClient talk to it like to a
+    ferrymq Broker from the harness."""
+
+    def __init__(self, workdir, port=None, extra_config=""):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_ports(1)[0]
+        self.extra_config = extra_config
+        self.process = None
+        self.addresses = [("127.0.0.1", self.port)]
+
+    def start(self):
+        conf = self.workdir / "mosquitto.conf"
+        # As root Mosquitto would switch to its own user, which cannot read files in the
+        # test's private directory (an ACL file): it stays the user that started it.
+        user = "user root\n" if os.geteuid() == 0 else ""
+        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+                        f"persistence false\n{user}{self.extra_config}\n")
+        log = open(self.workdir / "mosquitto.log", "ab")
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        self.process = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=log,
+                                        stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        _wait_port(self.port, process=self.process)
+        return self
+
+    def stop(self):
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(START_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(START_TIMEOUT)
+
+    def connect(self, index=0, timeout=10):
+        return socket.create_connection(self.addresses[index], timeout=timeout)
+
+
+class TcpProxy:
+    """Forwards every connection on its own free port to `target_port`. cut() closes what
+    is open and refuses new connections until restore(); stall() keeps connections open
+    but stops moving bytes (a half-open link) until unstall()."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.port = free_ports(1)[0]
+        self._lock = threading.Lock()
+        self._pairs = []
+        self._listener = None
+        self._stalled = False
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._wake_r, self._wake_w = socket.socketpair()
+        self.connections = 0  # accepted so far
+
+    def start(self):
+        self._listen()
+        self._thread.start()
+        return self
+
+    def _listen(self):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", self.port))
+        s.listen(64)
+        s.setblocking(False)
+        with self._lock:
+            self._listener = s
+        self._wake()
+
+    def _wake(self):
+        try:
+            self._wake_w.send(b"x")
+        except OSError:
+            pass
+
+    def _run(self):
+        while not self._stop:
+            with self._lock:
+                listener = self._listener
+                pairs = list(self._pairs)
+                stalled = self._stalled
+            readable = [self._wake_r] + ([listener] if listener else [])
+            if not stalled:
+                for a, b in pairs:
+                    readable += [a, b]
+            try:
+                ready, _, _ = select.select(readable, [], [], 0.5)
+            except (OSError, ValueError):
+                continue
+            for s in ready:
+                if s is self._wake_r:
+                    self._wake_r.recv(4096)
+                elif s is listener:
+                    self._accept(listener)
+                else:
+                    self._pump(s, pairs)
+
+    def _accept(self, listener):
+        try:
+            client, _ = listener.accept()
+        except OSError:
+            return
+        try:
+            server = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+        except OSError:
+            client.close()
+            return
+        with self._lock:
+            self._pairs.append((client, server))
+            self.connections += 1
+
+    def _pump(self, s, pairs):
+        for a, b in pairs:
+            if s is a or s is b:
+                other = b if s is a else a
+                try:
+                    data = s.recv(65536)
+                    if data:
+                        other.sendall(data)
+                        return
+                except OSError:
+                    pass
+                self._close_pair((a, b))
+                return
+
+    def _close_pair(self, pair):
+        with self._lock:
+            if pair in self._pairs:
+                self._pairs.remove(pair)
+        for s in pair:
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def cut(self):
+        """The link goes down: open connections are closed, new ones refused."""
+        with self._lock:
+            listener, self._listener = self._listener, None
+            pairs, self._pairs = self._pairs, []
+        if listener:
+            listener.close()
+        for pair in pairs:
+            for s in pair:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+        self._wake()
+
+    def restore(self):
+        self._listen()
+
+    def stall(self):
+        with self._lock:
+            self._stalled = True
+        self._wake()
+
+    def unstall(self):
+        with self._lock:
+            self._stalled = False
+        self._wake()
+
+    def close(self):
+        self._stop = True
+        self.cut()
+        self._thread.join(5)
+        self._wake_r.close()
+        self._wake_w.close()
