@@ -19,6 +19,10 @@ namespace {
 
 constexpr uint32_t kNeverExpires = 0xFFFFFFFF;
 
+// The Reason String of every failed authentication: why it failed goes to the log only, so
+// a client cannot tell an unknown user from a wrong password.
+constexpr std::string_view kAuthenticationFailed = "authentication failed";
+
 bool expired(const Message &m, uint64_t now_ms) {
     return m.expiry_ms != 0 && now_ms >= m.expiry_ms;
 }
@@ -133,29 +137,69 @@ Broker::Client *Broker::client_of(const Session &session) {
     return it == clients_.end() ? nullptr : &it->second;
 }
 
-void Broker::fail(Client &c, Reason reason, const char *what) {
+// Reason Strings and User Properties are diagnostics, so they give way: a client that set
+// Request Problem Information to 0 gets them only on CONNACK and DISCONNECT [MQTT-3.1.2-29]
+// (PUBLISH goes through transmit()), and none may push a packet past the client's Maximum
+// Packet Size [MQTT-3.2.2-19], [MQTT-3.4.2-2], [MQTT-3.9.2-1], [MQTT-3.14.2-3] and the like.
+// 3.1/3.1.1 packets have no properties.
+void Broker::send(Client &c, mqtt::Packet &&packet, std::string_view why) {
+    mqtt::Properties *p = nullptr;
+    if (c.version == Version::v5) {
+        p = std::visit(
+            [](auto &x) -> mqtt::Properties * {
+                if constexpr (requires { x.properties; }) {
+                    return &x.properties;
+                } else {
+                    return nullptr; // PINGRESP
+                }
+            },
+            packet);
+    }
+    if (p != nullptr) {
+        const mqtt::PacketType type = mqtt::packet_type(packet);
+        const bool always = type == mqtt::PacketType::connack ||
+                            type == mqtt::PacketType::disconnect ||
+                            type == mqtt::PacketType::publish;
+        if (!always && !c.problem_information) {
+            p->reason_string.reset();
+            p->user_properties.clear();
+        } else if (!why.empty()) {
+            p->reason_string = std::string(why);
+        }
+        // Measured only when something could be dropped: these are refusals, not the
+        // message path.
+        if ((p->reason_string || !p->user_properties.empty()) && c.max_packet_size != UINT32_MAX &&
+            mqtt::encode(packet, Version::v5).size() > c.max_packet_size) {
+            p->reason_string.reset();
+            p->user_properties.clear();
+        }
+    }
+    c.link->send(packet);
+}
+
+void Broker::fail(Client &c, Reason reason, std::string_view what) {
     ++stats_.protocol_errors;
-    log_.info("closing connection %" PRIu64 " (%s): %s (0x%02X %s)", c.link->id(),
-              c.session ? c.session->client_id().c_str() : "-", what, unsigned(reason),
-              std::string(mqtt::reason_name(reason)).c_str());
+    log_.info("closing connection %" PRIu64 " (%s): %.*s (0x%02X %s)", c.link->id(),
+              c.session ? c.session->client_id().c_str() : "-", int(what.size()), what.data(),
+              unsigned(reason), std::string(mqtt::reason_name(reason)).c_str());
     if (c.session && c.version == Version::v5) {
         mqtt::Disconnect d;
         d.reason = reason;
         count_reason(reason);
-        c.link->send(d);
+        send(c, std::move(d), what);
     }
     c.closing = true;
     c.link->close();
 }
 
-void Broker::refuse(Client &c, Reason reason, const char *what, mqtt::Properties properties) {
-    log_.info("refusing connection %" PRIu64 ": %s (0x%02X %s)", c.link->id(), what,
-              unsigned(reason), std::string(mqtt::reason_name(reason)).c_str());
+void Broker::refuse(Client &c, Reason reason, std::string_view what, mqtt::Properties properties) {
+    log_.info("refusing connection %" PRIu64 ": %.*s (0x%02X %s)", c.link->id(), int(what.size()),
+              what.data(), unsigned(reason), std::string(mqtt::reason_name(reason)).c_str());
     mqtt::Connack ack;
     ack.reason = reason;
     ack.properties = std::move(properties);
-    count_reason(reason); // by its 5.0 value, whatever the client's version
-    c.link->send(ack);    // 3.1/3.1.1: encoded as the nearest return code
+    count_reason(reason);          // by its 5.0 value, whatever the client's version
+    send(c, std::move(ack), what); // 3.1/3.1.1: encoded as the nearest return code
     c.closing = true;
     c.link->close();
 }
@@ -208,7 +252,7 @@ void Broker::on_packet(Link &link, mqtt::Packet &&packet, uint64_t now_ms) {
         handle_unsubscribe(c, std::get<mqtt::Unsubscribe>(packet));
         break;
     case mqtt::PacketType::pingreq:
-        c.link->send(mqtt::Pingresp{});
+        send(c, mqtt::Pingresp{});
         break;
     case mqtt::PacketType::disconnect:
         handle_disconnect(c, std::get<mqtt::Disconnect>(packet), now_ms);
@@ -274,6 +318,7 @@ void Broker::handle_connect(Client &c, mqtt::Connect &&connect, uint64_t now_ms)
         c.client_receive_maximum = *props.receive_maximum;
     }
     if (props.maximum_packet_size) {
+        c.max_packet_size = *props.maximum_packet_size;
         c.link->set_max_outgoing_packet(*props.maximum_packet_size);
     }
     if (v5) {
@@ -312,7 +357,9 @@ void Broker::handle_connect(Client &c, mqtt::Connect &&connect, uint64_t now_ms)
         const auth::ScramServer::Step step =
             c.auth->scram.start(props.authentication_data.value_or(""));
         if (step.outcome != auth::ScramServer::Outcome::challenge) {
-            return refuse(c, Reason::bad_user_name_or_password, step.error);
+            log_.info("connection %" PRIu64 ": authentication failed: %s", c.link->id(),
+                      step.error);
+            return refuse(c, Reason::bad_user_name_or_password, kAuthenticationFailed);
         }
         c.auth->pending = std::make_unique<mqtt::Connect>(std::move(connect));
         c.auth->in_progress = true;
@@ -320,7 +367,7 @@ void Broker::handle_connect(Client &c, mqtt::Connect &&connect, uint64_t now_ms)
         challenge.reason = Reason::continue_authentication;
         challenge.properties.authentication_method = c.auth->method;
         challenge.properties.authentication_data = step.data;
-        c.link->send(challenge);
+        send(c, std::move(challenge));
         return;
     }
     // Until password files arrive, a listener that refuses anonymous clients can check no
@@ -375,7 +422,7 @@ void Broker::accept_connect(Client &c, mqtt::Connect &&connect, mqtt::Connack &&
                 mqtt::Disconnect d;
                 d.reason = Reason::session_taken_over;
                 count_reason(d.reason);
-                old->link->send(d);
+                send(*old, std::move(d), "another connection took over this client identifier");
             }
             old->closing = true;
             old->link->close();
@@ -445,7 +492,7 @@ void Broker::accept_connect(Client &c, mqtt::Connect &&connect, mqtt::Connack &&
         p.subscription_identifier_available = 1;
         p.shared_subscription_available = settings_.shared_subscriptions ? 1 : 0;
     }
-    c.link->send(ack);
+    send(c, std::move(ack));
     log_.debug("client %s connected on %" PRIu64 " (MQTT %s, session %s)", client_id.c_str(),
                c.link->id(),
                connect.version == Version::v5     ? "5.0"
@@ -458,7 +505,7 @@ void Broker::accept_connect(Client &c, mqtt::Connect &&connect, mqtt::Connack &&
         for (uint16_t id : session->inflight.ids_in_order()) {
             Inflight *m = session->inflight.find(id);
             if (m->released) {
-                c.link->send(mqtt::Pubrel{{id, Reason::success, {}}});
+                send(c, mqtt::Pubrel{{id, Reason::success, {}}});
             } else if (!transmit(*session, c, m->delivery, id, true, now_ms)) {
                 // Expired, or too large for this connection's Maximum Packet Size: it can
                 // never be delivered, so it gives up its slot.
@@ -486,14 +533,16 @@ void Broker::handle_auth(Client &c, const mqtt::Auth &packet, uint64_t now_ms) {
         a.scram = auth::ScramServer(settings_.scram_lookup);
         const auth::ScramServer::Step step = a.scram.start(data);
         if (step.outcome != auth::ScramServer::Outcome::challenge) {
-            return fail(c, Reason::not_authorized, step.error);
+            log_.info("connection %" PRIu64 ": re-authentication failed: %s", c.link->id(),
+                      step.error);
+            return fail(c, Reason::not_authorized, kAuthenticationFailed);
         }
         a.in_progress = true;
         mqtt::Auth challenge;
         challenge.reason = Reason::continue_authentication;
         challenge.properties.authentication_method = a.method;
         challenge.properties.authentication_data = step.data;
-        c.link->send(challenge);
+        send(c, std::move(challenge));
         return;
     }
     if (packet.reason != Reason::continue_authentication || !a.in_progress) {
@@ -502,10 +551,12 @@ void Broker::handle_auth(Client &c, const mqtt::Auth &packet, uint64_t now_ms) {
     a.in_progress = false;
     const auth::ScramServer::Step step = a.scram.finish(data);
     if (step.outcome != auth::ScramServer::Outcome::success) {
+        log_.info("connection %" PRIu64 ": %sauthentication failed: %s", c.link->id(),
+                  connecting ? "" : "re-", step.error);
         if (connecting) {
-            return refuse(c, Reason::bad_user_name_or_password, step.error);
+            return refuse(c, Reason::bad_user_name_or_password, kAuthenticationFailed);
         }
-        return fail(c, Reason::not_authorized, step.error); // re-authentication failed
+        return fail(c, Reason::not_authorized, kAuthenticationFailed);
     }
     log_.debug("connection %" PRIu64 " authenticated as %s (%s)", c.link->id(),
                a.scram.username().c_str(), a.method.c_str());
@@ -520,19 +571,20 @@ void Broker::handle_auth(Client &c, const mqtt::Auth &packet, uint64_t now_ms) {
     done.reason = Reason::success;
     done.properties.authentication_method = a.method;
     done.properties.authentication_data = step.data;
-    c.link->send(done);
+    send(c, std::move(done));
 }
 
 // Refuses a QoS 1/2 PUBLISH with `reason` in its acknowledgement; the message is neither
 // routed nor retained, and a QoS 2 flow ends there.
-void Broker::refuse_publish(Client &c, uint8_t qos, uint16_t packet_id, Reason reason) {
+void Broker::refuse_publish(Client &c, uint8_t qos, uint16_t packet_id, Reason reason,
+                            std::string_view why) {
     if (qos != 0) {
         count_reason(reason);
     }
     if (qos == 1) {
-        c.link->send(mqtt::Puback{{packet_id, reason, {}}});
+        send(c, mqtt::Puback{{packet_id, reason, {}}}, why);
     } else if (qos == 2) {
-        c.link->send(mqtt::Pubrec{{packet_id, reason, {}}});
+        send(c, mqtt::Pubrec{{packet_id, reason, {}}}, why);
     }
 }
 
@@ -572,13 +624,14 @@ void Broker::handle_publish(Client &c, mqtt::Publish &&publish, uint64_t now_ms)
         log_.debug("dropped a PUBLISH on %s from %s: $SYS topics are the broker's",
                    publish.topic.c_str(), s.client_id().c_str());
         if (c.version == Version::v5) {
-            return refuse_publish(c, publish.qos, publish.packet_id, Reason::not_authorized);
+            return refuse_publish(c, publish.qos, publish.packet_id, Reason::not_authorized,
+                                  "$SYS topics are published by the broker only");
         }
         if (publish.qos == 1) {
-            c.link->send(mqtt::Puback{{publish.packet_id, Reason::success, {}}});
+            send(c, mqtt::Puback{{publish.packet_id, Reason::success, {}}});
         } else if (publish.qos == 2) {
             s.inbound_qos2.insert(publish.packet_id); // its PUBREL is answered as usual
-            c.link->send(mqtt::Pubrec{{publish.packet_id, Reason::success, {}}});
+            send(c, mqtt::Pubrec{{publish.packet_id, Reason::success, {}}});
         }
         return;
     }
@@ -586,7 +639,7 @@ void Broker::handle_publish(Client &c, mqtt::Publish &&publish, uint64_t now_ms)
     const uint16_t packet_id = publish.packet_id;
     if (qos == 2 && s.inbound_qos2.contains(packet_id)) {
         // A resent QoS 2 PUBLISH that was already routed: acknowledge only [MQTT-4.3.3-10].
-        c.link->send(mqtt::Pubrec{{packet_id, Reason::success, {}}});
+        send(c, mqtt::Pubrec{{packet_id, Reason::success, {}}});
         return;
     }
     if (c.version == Version::v5) {
@@ -607,7 +660,8 @@ void Broker::handle_publish(Client &c, mqtt::Publish &&publish, uint64_t now_ms)
             }
             log_.debug("refused a PUBLISH on %s from %s: payload marked UTF-8 is not UTF-8",
                        publish.topic.c_str(), s.client_id().c_str());
-            return refuse_publish(c, qos, packet_id, Reason::payload_format_invalid);
+            return refuse_publish(c, qos, packet_id, Reason::payload_format_invalid,
+                                  "payload marked UTF-8 is not well-formed UTF-8");
         }
         switch (apply_user_property_policy(c.link->policy(), publish.properties.user_properties)) {
         case UserPropertyVerdict::ok:
@@ -623,7 +677,8 @@ void Broker::handle_publish(Client &c, mqtt::Publish &&publish, uint64_t now_ms)
             if (qos == 0) {
                 return; // nothing to answer a QoS 0 message with: dropped, counted
             }
-            return refuse_publish(c, qos, packet_id, Reason::payload_format_invalid);
+            return refuse_publish(c, qos, packet_id, Reason::payload_format_invalid,
+                                  "a User Property name is not allowed on this listener");
         }
     }
 
@@ -638,10 +693,10 @@ void Broker::handle_publish(Client &c, mqtt::Publish &&publish, uint64_t now_ms)
         count_reason(reason);
     }
     if (qos == 1) {
-        c.link->send(mqtt::Puback{{packet_id, reason, {}}});
+        send(c, mqtt::Puback{{packet_id, reason, {}}});
     } else if (qos == 2) {
         s.inbound_qos2.insert(packet_id);
-        c.link->send(mqtt::Pubrec{{packet_id, reason, {}}});
+        send(c, mqtt::Pubrec{{packet_id, reason, {}}});
     }
 }
 
@@ -861,7 +916,8 @@ void Broker::handle_pubrec(Client &c, const mqtt::Pubrec &pubrec) {
         if (c.version == Version::v5) {
             count_reason(Reason::packet_identifier_not_found);
         }
-        c.link->send(mqtt::Pubrel{{pubrec.packet_id, Reason::packet_identifier_not_found, {}}});
+        send(c, mqtt::Pubrel{{pubrec.packet_id, Reason::packet_identifier_not_found, {}}},
+             "no QoS 2 message with this Packet Identifier awaits PUBREC");
         return;
     }
     if (static_cast<uint8_t>(pubrec.reason) >= 0x80) {
@@ -871,7 +927,7 @@ void Broker::handle_pubrec(Client &c, const mqtt::Pubrec &pubrec) {
         return;
     }
     m->released = true;
-    c.link->send(mqtt::Pubrel{{pubrec.packet_id, Reason::success, {}}});
+    send(c, mqtt::Pubrel{{pubrec.packet_id, Reason::success, {}}});
 }
 
 void Broker::handle_pubrel(Client &c, uint16_t packet_id) {
@@ -880,8 +936,12 @@ void Broker::handle_pubrel(Client &c, uint16_t packet_id) {
     if (!known && c.version == Version::v5) {
         count_reason(Reason::packet_identifier_not_found);
     }
-    c.link->send(mqtt::Pubcomp{
-        {packet_id, known ? Reason::success : Reason::packet_identifier_not_found, {}}});
+    if (known) {
+        send(c, mqtt::Pubcomp{{packet_id, Reason::success, {}}});
+    } else {
+        send(c, mqtt::Pubcomp{{packet_id, Reason::packet_identifier_not_found, {}}},
+             "no QoS 2 message with this Packet Identifier awaits PUBREL");
+    }
 }
 
 void Broker::handle_pubcomp(Client &c, uint16_t packet_id) {
@@ -902,12 +962,14 @@ void Broker::handle_subscribe(Client &c, mqtt::Subscribe &&subscribe, uint64_t n
     mqtt::Suback ack;
     ack.packet_id = subscribe.packet_id;
     std::vector<std::pair<std::string, SubscriptionOptions>> retained_wanted;
+    std::string_view why; // the Reason String: one per SUBACK, whatever was refused
     for (mqtt::Subscription &sub : subscribe.subscriptions) {
         const std::optional<mqtt::SharedFilter> shared = mqtt::check_filter(sub.filter).shared;
         if (shared && !settings_.shared_subscriptions) {
             ack.reasons.push_back(c.version == Version::v5
                                       ? Reason::shared_subscriptions_not_supported
                                       : Reason::unspecified_error);
+            why = "shared subscriptions are turned off on this server";
             continue;
         }
         SubscriptionOptions o;
@@ -938,7 +1000,7 @@ void Broker::handle_subscribe(Client &c, mqtt::Subscribe &&subscribe, uint64_t n
             count_reason(r); // granted QoS 1 and 2 are successes
         }
     }
-    c.link->send(ack);
+    send(c, std::move(ack), why);
     for (const auto &[filter, o] : retained_wanted) {
         send_retained(c, filter, o, now_ms);
     }
@@ -982,7 +1044,7 @@ void Broker::handle_unsubscribe(Client &c, const mqtt::Unsubscribe &unsubscribe)
             }
         }
     }
-    c.link->send(ack);
+    send(c, std::move(ack));
 }
 
 void Broker::handle_disconnect(Client &c, const mqtt::Disconnect &d, uint64_t) {
@@ -1200,7 +1262,7 @@ void Broker::shutdown(uint64_t now_ms) {
             mqtt::Disconnect d;
             d.reason = Reason::server_shutting_down;
             count_reason(d.reason);
-            c.link->send(d);
+            send(c, std::move(d), "the server is shutting down");
         }
         c.closing = true;
         c.link->close();

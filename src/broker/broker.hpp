@@ -152,9 +152,10 @@ class Broker {
         Link *link = nullptr;
         Session *session = nullptr; // set by CONNECT
         mqtt::Version version = mqtt::Version::v311;
-        bool closing = false;            // close requested; ignore further packets
-        bool will_suppressed = false;    // normal DISCONNECT or session taken by CONNECT
-        bool problem_information = true; // Request Problem Information (5.0)
+        bool closing = false;                  // close requested; ignore further packets
+        bool will_suppressed = false;          // normal DISCONNECT or session taken by CONNECT
+        bool problem_information = true;       // Request Problem Information (5.0)
+        uint32_t max_packet_size = UINT32_MAX; // the client's Maximum Packet Size (5.0), bytes
         uint16_t client_receive_maximum = 65535;
         std::unique_ptr<TopicAliases> inbound_aliases; // 5.0, allocated on first use
         // Aliases we may assign: min(the client's Topic Alias Maximum, outbound_topic_aliases),
@@ -175,7 +176,8 @@ class Broker {
     void accept_connect(Client &c, mqtt::Connect &&connect, mqtt::Connack &&ack, uint64_t now_ms);
     void handle_auth(Client &c, const mqtt::Auth &auth, uint64_t now_ms);
     void handle_publish(Client &c, mqtt::Publish &&publish, uint64_t now_ms);
-    void refuse_publish(Client &c, uint8_t qos, uint16_t packet_id, mqtt::Reason reason);
+    void refuse_publish(Client &c, uint8_t qos, uint16_t packet_id, mqtt::Reason reason,
+                        std::string_view why);
     void handle_subscribe(Client &c, mqtt::Subscribe &&subscribe, uint64_t now_ms);
     void handle_unsubscribe(Client &c, const mqtt::Unsubscribe &unsubscribe);
     void handle_disconnect(Client &c, const mqtt::Disconnect &disconnect, uint64_t now_ms);
@@ -184,11 +186,18 @@ class Broker {
     void handle_pubrel(Client &c, uint16_t packet_id);
     void handle_pubcomp(Client &c, uint16_t packet_id);
 
-    // Answers CONNECT with a refusing CONNACK (`reason`) and closes the connection.
-    void refuse(Client &c, mqtt::Reason reason, const char *what, mqtt::Properties properties = {});
-    // Ends the connection for a protocol violation: DISCONNECT with `reason` for 5.0,
-    // a plain close for 3.1/3.1.1. The will is published.
-    void fail(Client &c, mqtt::Reason reason, const char *what);
+    // The one way packets other than PUBLISH reach a client. A non-empty `why` becomes the
+    // Reason String of a 5.0 packet; Reason Strings and User Properties are left out where the
+    // client asked for no problem information or where they would break its Maximum Packet
+    // Size.
+    void send(Client &c, mqtt::Packet &&packet, std::string_view why = {});
+    // Answers CONNECT with a refusing CONNACK (`reason`, with `what` as its Reason String)
+    // and closes the connection.
+    void refuse(Client &c, mqtt::Reason reason, std::string_view what,
+                mqtt::Properties properties = {});
+    // Ends the connection for a protocol violation: DISCONNECT with `reason` (and `what` as
+    // its Reason String) for 5.0, a plain close for 3.1/3.1.1. The will is published.
+    void fail(Client &c, mqtt::Reason reason, std::string_view what);
 
     // Stores or clears the retained copy as the message says, then routes it.
     size_t publish_message(const MessagePtr &message, uint64_t now_ms);
