@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "app/server.hpp"
 
+#include "auth/scram_authenticator.hpp"
+
 #include <malloc.h>
 #include <sys/random.h>
 #include <sys/resource.h>
@@ -113,14 +115,15 @@ Server::Server(const config::Config &config, util::Log &log) : config_(config), 
                                                 config.authentication.scram_iterations));
     }
     if (!scram_users_.empty()) {
-        settings.scram_lookup =
+        auth::add_scram_sha256(
+            settings.authenticators,
             [this](std::string_view name) -> std::optional<auth::ScramCredentials> {
-            auto it = scram_users_.find(std::string(name));
-            if (it == scram_users_.end()) {
-                return std::nullopt;
-            }
-            return it->second;
-        };
+                auto it = scram_users_.find(std::string(name));
+                if (it == scram_users_.end()) {
+                    return std::nullopt;
+                }
+                return it->second;
+            });
     }
     broker_ = std::make_unique<broker::Broker>(settings, log);
 }

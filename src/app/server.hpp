@@ -2,6 +2,7 @@
 // Wires the broker together from a Config and runs the libuv loop until SIGINT or SIGTERM.
 #pragma once
 
+#include "auth/scram.hpp"
 #include "broker/broker.hpp"
 #include "config/config.hpp"
 #include "net/connection.hpp"

@@ -347,28 +347,20 @@ void Broker::handle_connect(Client &c, mqtt::Connect &&connect, uint64_t now_ms)
     }
     if (v5 && props.authentication_method) {
         // Enhanced authentication (spec 4.12): CONNACK waits for the exchange.
-        if (*props.authentication_method != auth::kScramSha256 || !settings_.scram_lookup) {
+        AuthenticatorPtr exchange = settings_.authenticators.create(*props.authentication_method);
+        if (!exchange) {
             return refuse(c, Reason::bad_authentication_method,
-                          "unsupported authentication method");
+                          "authentication method not supported");
         }
-        c.auth = std::make_unique<AuthExchange>(
-            AuthExchange{*props.authentication_method, auth::ScramServer(settings_.scram_lookup),
-                         nullptr, false});
-        const auth::ScramServer::Step step =
-            c.auth->scram.start(props.authentication_data.value_or(""));
-        if (step.outcome != auth::ScramServer::Outcome::challenge) {
-            log_.info("connection %" PRIu64 ": authentication failed: %s", c.link->id(),
-                      step.error);
-            return refuse(c, Reason::bad_user_name_or_password, kAuthenticationFailed);
-        }
+        c.auth = std::make_unique<AuthExchange>();
+        c.auth->method = *props.authentication_method;
+        c.auth->username = connect.username;
+        c.auth->exchange = std::move(exchange);
+        const std::string data = props.authentication_data.value_or("");
         c.auth->pending = std::make_unique<mqtt::Connect>(std::move(connect));
-        c.auth->in_progress = true;
-        mqtt::Auth challenge;
-        challenge.reason = Reason::continue_authentication;
-        challenge.properties.authentication_method = c.auth->method;
-        challenge.properties.authentication_data = step.data;
-        send(c, std::move(challenge));
-        return;
+        const mqtt::Connect &pending = *c.auth->pending;
+        return advance_auth(c, c.auth->exchange->start(pending.client_id, pending.username, data),
+                            now_ms);
     }
     // Until password files arrive, a listener that refuses anonymous clients can check no
     // credentials, so it refuses everyone: no username is "not authorized", a username
@@ -527,50 +519,75 @@ void Broker::handle_auth(Client &c, const mqtt::Auth &packet, uint64_t now_ms) {
     if (packet.properties.authentication_method != a.method) {
         return fail(c, Reason::protocol_error, "AUTH with another authentication method");
     }
-    const std::string data = packet.properties.authentication_data.value_or("");
-    const bool connecting = c.session == nullptr;
-    if (packet.reason == Reason::re_authenticate && !connecting && !a.in_progress) {
-        a.scram = auth::ScramServer(settings_.scram_lookup);
-        const auth::ScramServer::Step step = a.scram.start(data);
-        if (step.outcome != auth::ScramServer::Outcome::challenge) {
-            log_.info("connection %" PRIu64 ": re-authentication failed: %s", c.link->id(),
-                      step.error);
-            return fail(c, Reason::not_authorized, kAuthenticationFailed);
+    const std::string_view data = packet.properties.authentication_data
+                                      ? std::string_view(*packet.properties.authentication_data)
+                                      : std::string_view();
+    if (packet.reason == Reason::re_authenticate && c.session != nullptr && !a.exchange) {
+        // Re-authentication (spec 4.12.1) is a new exchange of the same method. The registry
+        // does not change while the broker runs, so the method is still offered.
+        a.exchange = settings_.authenticators.create(a.method);
+        if (!a.exchange) {
+            return fail(c, Reason::not_authorized, "authentication method no longer offered");
         }
-        a.in_progress = true;
+        return advance_auth(c, a.exchange->start(c.session->client_id(), a.username, data), now_ms);
+    }
+    if (packet.reason != Reason::continue_authentication || !a.exchange) {
+        return fail(c, Reason::protocol_error, "unexpected AUTH");
+    }
+    advance_auth(c, a.exchange->next(data), now_ms);
+}
+
+// Acts on what the authentication method answered: another AUTH round, CONNACK (or AUTH
+// 0x00 when re-authenticating), or the refusal. Called from handle_connect() and
+// handle_auth() with the exchange in c.auth.
+void Broker::advance_auth(Client &c, AuthStep &&step, uint64_t now_ms) {
+    AuthExchange &a = *c.auth;
+    const bool connecting = c.session == nullptr;
+    if (step.outcome == AuthStep::Outcome::continue_authentication) {
         mqtt::Auth challenge;
         challenge.reason = Reason::continue_authentication;
         challenge.properties.authentication_method = a.method;
-        challenge.properties.authentication_data = step.data;
-        send(c, std::move(challenge));
-        return;
-    }
-    if (packet.reason != Reason::continue_authentication || !a.in_progress) {
-        return fail(c, Reason::protocol_error, "unexpected AUTH");
-    }
-    a.in_progress = false;
-    const auth::ScramServer::Step step = a.scram.finish(data);
-    if (step.outcome != auth::ScramServer::Outcome::success) {
-        log_.info("connection %" PRIu64 ": %sauthentication failed: %s", c.link->id(),
-                  connecting ? "" : "re-", step.error);
-        if (connecting) {
-            return refuse(c, Reason::bad_user_name_or_password, kAuthenticationFailed);
+        if (!step.data.empty()) {
+            challenge.properties.authentication_data = std::move(step.data);
         }
-        return fail(c, Reason::not_authorized, kAuthenticationFailed);
+        return send(c, std::move(challenge));
     }
-    log_.debug("connection %" PRIu64 " authenticated as %s (%s)", c.link->id(),
-               a.scram.username().c_str(), a.method.c_str());
+    const std::string identity = a.exchange->identity();
+    a.exchange.reset(); // the exchange is over, whatever its outcome
+    if (step.outcome != AuthStep::Outcome::success) {
+        log_.info("connection %" PRIu64 ": %sauthentication with %s failed: %s", c.link->id(),
+                  connecting ? "" : "re-", a.method.c_str(), step.log_message.c_str());
+        if (connecting) {
+            // Only a refusal may end the exchange; a method that says otherwise gets the
+            // default 0x86.
+            const bool refusal =
+                static_cast<uint8_t>(step.reason) >= 0x80 &&
+                mqtt::reason_allowed(uint8_t(mqtt::PacketType::connack), step.reason);
+            return refuse(c, refusal ? step.reason : Reason::bad_user_name_or_password,
+                          kAuthenticationFailed);
+        }
+        const bool allowed =
+            static_cast<uint8_t>(step.reason) >= 0x80 &&
+            mqtt::reason_allowed(uint8_t(mqtt::PacketType::disconnect), step.reason);
+        return fail(c, allowed ? step.reason : Reason::not_authorized, kAuthenticationFailed);
+    }
+    log_.debug("connection %" PRIu64 " authenticated%s%s (%s)", c.link->id(),
+               identity.empty() ? "" : " as ", identity.c_str(), a.method.c_str());
     if (connecting) {
         mqtt::Connack ack;
         ack.properties.authentication_method = a.method;
-        ack.properties.authentication_data = step.data;
+        if (!step.data.empty()) {
+            ack.properties.authentication_data = std::move(step.data);
+        }
         std::unique_ptr<mqtt::Connect> connect = std::move(a.pending);
         return accept_connect(c, std::move(*connect), std::move(ack), now_ms);
     }
     mqtt::Auth done;
     done.reason = Reason::success;
     done.properties.authentication_method = a.method;
-    done.properties.authentication_data = step.data;
+    if (!step.data.empty()) {
+        done.properties.authentication_data = std::move(step.data);
+    }
     send(c, std::move(done));
 }
 

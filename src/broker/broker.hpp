@@ -5,7 +5,7 @@
 // Owned by app::Server for the life of the loop; everything it owns dies with it.
 #pragma once
 
-#include "auth/scram.hpp"
+#include "authenticator.hpp"
 #include "link.hpp"
 #include "message.hpp"
 #include "session.hpp"
@@ -45,9 +45,9 @@ struct BrokerSettings {
     size_t high_water_bytes = 1u << 20;        // pending output above which a client is slow
     uint64_t max_pending_bytes = 256ull << 20; // all session queues: above it, pause publishers
     bool shared_subscriptions = true;          // accept $share/... and say so in CONNACK
-    // Credentials for SCRAM-SHA-256 enhanced authentication by user name; empty function
-    // = enhanced authentication unavailable (CONNECT with a method gets 0x8C).
-    std::function<std::optional<auth::ScramCredentials>(std::string_view)> scram_lookup;
+    // Enhanced authentication methods by name (spec 4.12); a CONNECT naming another method,
+    // or any method while this is empty, gets CONNACK 0x8C.
+    AuthenticatorRegistry authenticators;
     uint64_t random_seed = 0; // random and sticky strategies; 0 = random_device
     // How a shared subscription group picks the member for each message.
     ShareStrategy shared_strategy = ShareStrategy::round_robin;
@@ -139,12 +139,12 @@ class Broker {
 
   private:
     // An enhanced authentication (spec 4.12): the method chosen in CONNECT, the exchange
-    // under way, and the CONNECT waiting for it to end.
+    // under way, and the CONNECT waiting for it to end. Lives as long as the connection.
     struct AuthExchange {
-        std::string method;
-        auth::ScramServer scram;
+        std::string method;                     // fixed for the connection [MQTT-4.12.0-5]
+        std::optional<std::string> username;    // CONNECT's, for re-authentication
+        AuthenticatorPtr exchange;              // the exchange under way; null between them
         std::unique_ptr<mqtt::Connect> pending; // set until CONNACK
-        bool in_progress = false;               // a challenge was sent, its answer is due
     };
 
     // Per-connection MQTT state; lives from on_open to on_close.
@@ -175,6 +175,7 @@ class Broker {
     // Completes a CONNECT that passed every check (and its authentication, if any).
     void accept_connect(Client &c, mqtt::Connect &&connect, mqtt::Connack &&ack, uint64_t now_ms);
     void handle_auth(Client &c, const mqtt::Auth &auth, uint64_t now_ms);
+    void advance_auth(Client &c, AuthStep &&step, uint64_t now_ms);
     void handle_publish(Client &c, mqtt::Publish &&publish, uint64_t now_ms);
     void refuse_publish(Client &c, uint8_t qos, uint16_t packet_id, mqtt::Reason reason,
                         std::string_view why);
