@@ -125,13 +125,25 @@ Server::Server(const config::Config &config, util::Log &log) : config_(config), 
                 return it->second;
             });
     }
+    for (const config::PluginConfig &plugin : config.plugins) {
+        std::string error;
+        if (!plugins_.load_auth_method(plugin.path, settings.authenticators, error)) {
+            log_.error("cannot load plugin %s: %s", plugin.path.c_str(), error.c_str());
+            plugins_ok_ = false;
+            break;
+        }
+        log_.info("loaded plugin %s", plugin.path.c_str());
+    }
+    for (const std::string &method : settings.authenticators.methods()) {
+        log_.info("enhanced authentication method: %s", method.c_str());
+    }
     broker_ = std::make_unique<broker::Broker>(settings, log);
 }
 
 Server::~Server() = default;
 
 int Server::run() {
-    if (!make_data_dir()) {
+    if (!plugins_ok_ || !make_data_dir()) {
         return 1;
     }
     raise_fd_limit();
