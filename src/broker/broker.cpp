@@ -1068,7 +1068,7 @@ void Broker::handle_disconnect(Client &c, const mqtt::Disconnect &d, uint64_t) {
     Session &s = *c.session;
     if (auto expiry = d.properties.session_expiry_interval) {
         if (s.expiry_interval == 0 && *expiry != 0) {
-            // [MQTT-3.14.2-2]: a session that ends at disconnect cannot be extended here.
+            // Spec 3.14.2.2.2: a session that ends at disconnect cannot be extended here.
             return fail(c, Reason::protocol_error, "Session Expiry Interval set after 0");
         }
         s.expiry_interval = std::min(*expiry, settings_.max_session_expiry);

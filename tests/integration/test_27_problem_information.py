@@ -189,6 +189,16 @@ def test_refused_connack_keeps_its_reason_string_even_with_rpi_0_MQTT_3_1_2_29(b
     assert "authentication method" in reason_string(packets[0]), packets
 
 
+def test_request_problem_information_2_is_a_protocol_error_spec_3_1_2_11_7(broker, clients):
+    """Request Problem Information other than 0 or 1 is a Protocol Error (spec 3.1.2.11.7):
+    the connection is not accepted, it is closed [MQTT-3.1.4-2]."""
+    c = clients.raw(broker, V5)
+    c.send(connect_packet("c27-rpi2", V5, props={Prop.REQUEST_PROBLEM_INFORMATION: 2}))
+    packets = c.expect_closed()
+    assert all(p.type == CONNACK and p.reason == Reason.PROTOCOL_ERROR for p in packets), \
+        packets
+
+
 def test_successful_connack_has_no_reason_string(broker, clients):
     c = clients.raw(broker, V5)
     assert Prop.REASON_STRING not in c.connect("c27-welcome").properties
