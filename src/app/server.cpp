@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "app/server.hpp"
 
+#include "auth/scram_authenticator.hpp"
+
 #include <malloc.h>
 #include <sys/random.h>
 #include <sys/resource.h>
@@ -114,14 +116,27 @@ Server::Server(const config::Config &config, util::Log &log) : config_(config), 
                                                 config.authentication.scram_iterations));
     }
     if (!scram_users_.empty()) {
-        settings.scram_lookup =
+        auth::add_scram_sha256(
+            settings.authenticators,
             [this](std::string_view name) -> std::optional<auth::ScramCredentials> {
-            auto it = scram_users_.find(std::string(name));
-            if (it == scram_users_.end()) {
-                return std::nullopt;
-            }
-            return it->second;
-        };
+                auto it = scram_users_.find(std::string(name));
+                if (it == scram_users_.end()) {
+                    return std::nullopt;
+                }
+                return it->second;
+            });
+    }
+    for (const config::PluginConfig &plugin : config.plugins) {
+        std::string error;
+        if (!plugins_.load_auth_method(plugin.path, settings.authenticators, error)) {
+            log_.error("cannot load plugin %s: %s", plugin.path.c_str(), error.c_str());
+            plugins_ok_ = false;
+            break;
+        }
+        log_.info("loaded plugin %s", plugin.path.c_str());
+    }
+    for (const std::string &method : settings.authenticators.methods()) {
+        log_.info("enhanced authentication method: %s", method.c_str());
     }
     broker_ = std::make_unique<broker::Broker>(settings, log);
 }
@@ -129,7 +144,7 @@ Server::Server(const config::Config &config, util::Log &log) : config_(config), 
 Server::~Server() = default;
 
 int Server::run() {
-    if (!make_data_dir()) {
+    if (!plugins_ok_ || !make_data_dir()) {
         return 1;
     }
     raise_fd_limit();

@@ -2,6 +2,8 @@
 // Wires the broker together from a Config and runs the libuv loop until SIGINT or SIGTERM.
 #pragma once
 
+#include "app/plugins.hpp"
+#include "auth/scram.hpp"
 #include "bridge/bridge.hpp"
 #include "broker/broker.hpp"
 #include "config/config.hpp"
@@ -70,6 +72,8 @@ class Server final : private net::ListenerHandler, private net::ConnectionOwner 
     std::vector<std::unique_ptr<net::Listener>> listeners_;
     std::vector<broker::ListenerPolicy> policies_;              // one per listener, same order
     std::map<std::string, auth::ScramCredentials> scram_users_; // derived from the config
+    Plugins plugins_;        // declared before broker_, so unloaded after it
+    bool plugins_ok_ = true; // false: a plugin failed to load, run() refuses to start
     std::unique_ptr<broker::Broker> broker_;
     // Open connections by id; an entry is erased only from its close callback.
     std::unordered_map<uint64_t, std::unique_ptr<net::Connection>> connections_;

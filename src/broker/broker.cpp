@@ -19,6 +19,10 @@ namespace {
 
 constexpr uint32_t kNeverExpires = 0xFFFFFFFF;
 
+// The Reason String of every failed authentication: why it failed goes to the log only, so
+// a client cannot tell an unknown user from a wrong password.
+constexpr std::string_view kAuthenticationFailed = "authentication failed";
+
 bool expired(const Message &m, uint64_t now_ms) {
     return m.expiry_ms != 0 && now_ms >= m.expiry_ms;
 }
@@ -133,29 +137,69 @@ Broker::Client *Broker::client_of(const Session &session) {
     return it == clients_.end() ? nullptr : &it->second;
 }
 
-void Broker::fail(Client &c, Reason reason, const char *what) {
+// Reason Strings and User Properties are diagnostics, so they give way: a client that set
+// Request Problem Information to 0 gets them only on CONNACK and DISCONNECT [MQTT-3.1.2-29]
+// (PUBLISH goes through transmit()), and none may push a packet past the client's Maximum
+// Packet Size [MQTT-3.2.2-19], [MQTT-3.4.2-2], [MQTT-3.9.2-1], [MQTT-3.14.2-3] and the like.
+// 3.1/3.1.1 packets have no properties.
+void Broker::send(Client &c, mqtt::Packet &&packet, std::string_view why) {
+    mqtt::Properties *p = nullptr;
+    if (c.version == Version::v5) {
+        p = std::visit(
+            [](auto &x) -> mqtt::Properties * {
+                if constexpr (requires { x.properties; }) {
+                    return &x.properties;
+                } else {
+                    return nullptr; // PINGRESP
+                }
+            },
+            packet);
+    }
+    if (p != nullptr) {
+        const mqtt::PacketType type = mqtt::packet_type(packet);
+        const bool always = type == mqtt::PacketType::connack ||
+                            type == mqtt::PacketType::disconnect ||
+                            type == mqtt::PacketType::publish;
+        if (!always && !c.problem_information) {
+            p->reason_string.reset();
+            p->user_properties.clear();
+        } else if (!why.empty()) {
+            p->reason_string = std::string(why);
+        }
+        // Measured only when something could be dropped: these are refusals, not the
+        // message path.
+        if ((p->reason_string || !p->user_properties.empty()) && c.max_packet_size != UINT32_MAX &&
+            mqtt::encode(packet, Version::v5).size() > c.max_packet_size) {
+            p->reason_string.reset();
+            p->user_properties.clear();
+        }
+    }
+    c.link->send(packet);
+}
+
+void Broker::fail(Client &c, Reason reason, std::string_view what) {
     ++stats_.protocol_errors;
-    log_.info("closing connection %" PRIu64 " (%s): %s (0x%02X %s)", c.link->id(),
-              c.session ? c.session->client_id().c_str() : "-", what, unsigned(reason),
-              std::string(mqtt::reason_name(reason)).c_str());
+    log_.info("closing connection %" PRIu64 " (%s): %.*s (0x%02X %s)", c.link->id(),
+              c.session ? c.session->client_id().c_str() : "-", int(what.size()), what.data(),
+              unsigned(reason), std::string(mqtt::reason_name(reason)).c_str());
     if (c.session && c.version == Version::v5) {
         mqtt::Disconnect d;
         d.reason = reason;
         count_reason(reason);
-        c.link->send(d);
+        send(c, std::move(d), what);
     }
     c.closing = true;
     c.link->close();
 }
 
-void Broker::refuse(Client &c, Reason reason, const char *what, mqtt::Properties properties) {
-    log_.info("refusing connection %" PRIu64 ": %s (0x%02X %s)", c.link->id(), what,
-              unsigned(reason), std::string(mqtt::reason_name(reason)).c_str());
+void Broker::refuse(Client &c, Reason reason, std::string_view what, mqtt::Properties properties) {
+    log_.info("refusing connection %" PRIu64 ": %.*s (0x%02X %s)", c.link->id(), int(what.size()),
+              what.data(), unsigned(reason), std::string(mqtt::reason_name(reason)).c_str());
     mqtt::Connack ack;
     ack.reason = reason;
     ack.properties = std::move(properties);
-    count_reason(reason); // by its 5.0 value, whatever the client's version
-    c.link->send(ack);    // 3.1/3.1.1: encoded as the nearest return code
+    count_reason(reason);          // by its 5.0 value, whatever the client's version
+    send(c, std::move(ack), what); // 3.1/3.1.1: encoded as the nearest return code
     c.closing = true;
     c.link->close();
 }
@@ -208,7 +252,7 @@ void Broker::on_packet(Link &link, mqtt::Packet &&packet, uint64_t now_ms) {
         handle_unsubscribe(c, std::get<mqtt::Unsubscribe>(packet));
         break;
     case mqtt::PacketType::pingreq:
-        c.link->send(mqtt::Pingresp{});
+        send(c, mqtt::Pingresp{});
         break;
     case mqtt::PacketType::disconnect:
         handle_disconnect(c, std::get<mqtt::Disconnect>(packet), now_ms);
@@ -274,6 +318,7 @@ void Broker::handle_connect(Client &c, mqtt::Connect &&connect, uint64_t now_ms)
         c.client_receive_maximum = *props.receive_maximum;
     }
     if (props.maximum_packet_size) {
+        c.max_packet_size = *props.maximum_packet_size;
         c.link->set_max_outgoing_packet(*props.maximum_packet_size);
     }
     if (v5) {
@@ -302,26 +347,20 @@ void Broker::handle_connect(Client &c, mqtt::Connect &&connect, uint64_t now_ms)
     }
     if (v5 && props.authentication_method) {
         // Enhanced authentication (spec 4.12): CONNACK waits for the exchange.
-        if (*props.authentication_method != auth::kScramSha256 || !settings_.scram_lookup) {
+        AuthenticatorPtr exchange = settings_.authenticators.create(*props.authentication_method);
+        if (!exchange) {
             return refuse(c, Reason::bad_authentication_method,
-                          "unsupported authentication method");
+                          "authentication method not supported");
         }
-        c.auth = std::make_unique<AuthExchange>(
-            AuthExchange{*props.authentication_method, auth::ScramServer(settings_.scram_lookup),
-                         nullptr, false});
-        const auth::ScramServer::Step step =
-            c.auth->scram.start(props.authentication_data.value_or(""));
-        if (step.outcome != auth::ScramServer::Outcome::challenge) {
-            return refuse(c, Reason::bad_user_name_or_password, step.error);
-        }
+        c.auth = std::make_unique<AuthExchange>();
+        c.auth->method = *props.authentication_method;
+        c.auth->username = connect.username;
+        c.auth->exchange = std::move(exchange);
+        const std::string data = props.authentication_data.value_or("");
         c.auth->pending = std::make_unique<mqtt::Connect>(std::move(connect));
-        c.auth->in_progress = true;
-        mqtt::Auth challenge;
-        challenge.reason = Reason::continue_authentication;
-        challenge.properties.authentication_method = c.auth->method;
-        challenge.properties.authentication_data = step.data;
-        c.link->send(challenge);
-        return;
+        const mqtt::Connect &pending = *c.auth->pending;
+        return advance_auth(c, c.auth->exchange->start(pending.client_id, pending.username, data),
+                            now_ms);
     }
     // Until password files arrive, a listener that refuses anonymous clients can check no
     // credentials, so it refuses everyone: no username is "not authorized", a username
@@ -380,7 +419,7 @@ void Broker::accept_connect(Client &c, mqtt::Connect &&connect, mqtt::Connack &&
                 mqtt::Disconnect d;
                 d.reason = Reason::session_taken_over;
                 count_reason(d.reason);
-                old->link->send(d);
+                send(*old, std::move(d), "another connection took over this client identifier");
             }
             old->closing = true;
             old->link->close();
@@ -458,7 +497,7 @@ void Broker::accept_connect(Client &c, mqtt::Connect &&connect, mqtt::Connack &&
         p.subscription_identifier_available = 1;
         p.shared_subscription_available = settings_.shared_subscriptions ? 1 : 0;
     }
-    c.link->send(ack);
+    send(c, std::move(ack));
     log_.debug("client %s connected on %" PRIu64 " (MQTT %s, session %s)", client_id.c_str(),
                c.link->id(),
                connect.version == Version::v5     ? "5.0"
@@ -471,7 +510,7 @@ void Broker::accept_connect(Client &c, mqtt::Connect &&connect, mqtt::Connack &&
         for (uint16_t id : session->inflight.ids_in_order()) {
             Inflight *m = session->inflight.find(id);
             if (m->released) {
-                c.link->send(mqtt::Pubrel{{id, Reason::success, {}}});
+                send(c, mqtt::Pubrel{{id, Reason::success, {}}});
             } else if (!transmit(*session, c, m->delivery, id, true, now_ms)) {
                 // Expired, or too large for this connection's Maximum Packet Size: it can
                 // never be delivered, so it gives up its slot.
@@ -494,59 +533,90 @@ void Broker::handle_auth(Client &c, const mqtt::Auth &packet, uint64_t now_ms) {
     if (packet.properties.authentication_method != a.method) {
         return fail(c, Reason::protocol_error, "AUTH with another authentication method");
     }
-    const std::string data = packet.properties.authentication_data.value_or("");
-    const bool connecting = c.session == nullptr;
-    if (packet.reason == Reason::re_authenticate && !connecting && !a.in_progress) {
-        a.scram = auth::ScramServer(settings_.scram_lookup);
-        const auth::ScramServer::Step step = a.scram.start(data);
-        if (step.outcome != auth::ScramServer::Outcome::challenge) {
-            return fail(c, Reason::not_authorized, step.error);
+    const std::string_view data = packet.properties.authentication_data
+                                      ? std::string_view(*packet.properties.authentication_data)
+                                      : std::string_view();
+    if (packet.reason == Reason::re_authenticate && c.session != nullptr && !a.exchange) {
+        // Re-authentication (spec 4.12.1) is a new exchange of the same method. The registry
+        // does not change while the broker runs, so the method is still offered.
+        a.exchange = settings_.authenticators.create(a.method);
+        if (!a.exchange) {
+            return fail(c, Reason::not_authorized, "authentication method no longer offered");
         }
-        a.in_progress = true;
+        return advance_auth(c, a.exchange->start(c.session->client_id(), a.username, data), now_ms);
+    }
+    if (packet.reason != Reason::continue_authentication || !a.exchange) {
+        return fail(c, Reason::protocol_error, "unexpected AUTH");
+    }
+    advance_auth(c, a.exchange->next(data), now_ms);
+}
+
+// Acts on what the authentication method answered: another AUTH round, CONNACK (or AUTH
+// 0x00 when re-authenticating), or the refusal. Called from handle_connect() and
+// handle_auth() with the exchange in c.auth.
+void Broker::advance_auth(Client &c, AuthStep &&step, uint64_t now_ms) {
+    AuthExchange &a = *c.auth;
+    const bool connecting = c.session == nullptr;
+    if (step.outcome == AuthStep::Outcome::continue_authentication) {
         mqtt::Auth challenge;
         challenge.reason = Reason::continue_authentication;
         challenge.properties.authentication_method = a.method;
-        challenge.properties.authentication_data = step.data;
-        c.link->send(challenge);
-        return;
-    }
-    if (packet.reason != Reason::continue_authentication || !a.in_progress) {
-        return fail(c, Reason::protocol_error, "unexpected AUTH");
-    }
-    a.in_progress = false;
-    const auth::ScramServer::Step step = a.scram.finish(data);
-    if (step.outcome != auth::ScramServer::Outcome::success) {
-        if (connecting) {
-            return refuse(c, Reason::bad_user_name_or_password, step.error);
+        if (!step.data.empty()) {
+            challenge.properties.authentication_data = std::move(step.data);
         }
-        return fail(c, Reason::not_authorized, step.error); // re-authentication failed
+        return send(c, std::move(challenge));
     }
-    log_.debug("connection %" PRIu64 " authenticated as %s (%s)", c.link->id(),
-               a.scram.username().c_str(), a.method.c_str());
+    const std::string identity = a.exchange->identity();
+    a.exchange.reset(); // the exchange is over, whatever its outcome
+    if (step.outcome != AuthStep::Outcome::success) {
+        log_.info("connection %" PRIu64 ": %sauthentication with %s failed: %s", c.link->id(),
+                  connecting ? "" : "re-", a.method.c_str(), step.log_message.c_str());
+        if (connecting) {
+            // Only a refusal may end the exchange; a method that says otherwise gets the
+            // default 0x86.
+            const bool refusal =
+                static_cast<uint8_t>(step.reason) >= 0x80 &&
+                mqtt::reason_allowed(uint8_t(mqtt::PacketType::connack), step.reason);
+            return refuse(c, refusal ? step.reason : Reason::bad_user_name_or_password,
+                          kAuthenticationFailed);
+        }
+        const bool allowed =
+            static_cast<uint8_t>(step.reason) >= 0x80 &&
+            mqtt::reason_allowed(uint8_t(mqtt::PacketType::disconnect), step.reason);
+        return fail(c, allowed ? step.reason : Reason::not_authorized, kAuthenticationFailed);
+    }
+    log_.debug("connection %" PRIu64 " authenticated%s%s (%s)", c.link->id(),
+               identity.empty() ? "" : " as ", identity.c_str(), a.method.c_str());
     if (connecting) {
         mqtt::Connack ack;
         ack.properties.authentication_method = a.method;
-        ack.properties.authentication_data = step.data;
+        if (!step.data.empty()) {
+            ack.properties.authentication_data = std::move(step.data);
+        }
         std::unique_ptr<mqtt::Connect> connect = std::move(a.pending);
         return accept_connect(c, std::move(*connect), std::move(ack), now_ms);
     }
     mqtt::Auth done;
     done.reason = Reason::success;
     done.properties.authentication_method = a.method;
-    done.properties.authentication_data = step.data;
-    c.link->send(done);
+    if (!step.data.empty()) {
+        done.properties.authentication_data = std::move(step.data);
+    }
+    send(c, std::move(done));
 }
 
 // Refuses a QoS 1/2 PUBLISH with `reason` in its acknowledgement; the message is neither
 // routed nor retained, and a QoS 2 flow ends there.
-void Broker::refuse_publish(Client &c, uint8_t qos, uint16_t packet_id, Reason reason) {
+void Broker::refuse_publish(Client &c, uint8_t qos, uint16_t packet_id, Reason reason,
+                            std::string_view why) {
     if (qos != 0) {
         count_reason(reason);
     }
-    ack_publish(c, qos, packet_id, reason, false);
+    ack_publish(c, qos, packet_id, reason, false, why);
 }
 
-void Broker::ack_publish(Client &c, uint8_t qos, uint16_t packet_id, Reason reason, bool durable) {
+void Broker::ack_publish(Client &c, uint8_t qos, uint16_t packet_id, Reason reason, bool durable,
+                         std::string_view why) {
     if (qos == 0) {
         return;
     }
@@ -555,13 +625,14 @@ void Broker::ack_publish(Client &c, uint8_t qos, uint16_t packet_id, Reason reas
         // loop turn (or flush interval) and on_committed() sends the ack.
         ++c.deferred_acks;
         ++stats_.deferred_acks;
-        deferred_acks_.push_back(DeferredAck{c.link->id(), qos, packet_id, reason});
+        deferred_acks_.push_back(
+            DeferredAck{c.link->id(), qos, packet_id, reason, std::string(why)});
         return;
     }
     if (qos == 1) {
-        c.link->send(mqtt::Puback{{packet_id, reason, {}}});
+        send(c, mqtt::Puback{{packet_id, reason, {}}}, why);
     } else {
-        c.link->send(mqtt::Pubrec{{packet_id, reason, {}}});
+        send(c, mqtt::Pubrec{{packet_id, reason, {}}}, why);
     }
 }
 
@@ -582,9 +653,9 @@ void Broker::on_committed() {
             continue;
         }
         if (a.qos == 1) {
-            c.link->send(mqtt::Puback{{a.packet_id, a.reason, {}}});
+            send(c, mqtt::Puback{{a.packet_id, a.reason, {}}}, a.why);
         } else {
-            c.link->send(mqtt::Pubrec{{a.packet_id, a.reason, {}}});
+            send(c, mqtt::Pubrec{{a.packet_id, a.reason, {}}}, a.why);
         }
     }
     acks.clear();
@@ -691,7 +762,8 @@ void Broker::handle_publish(Client &c, mqtt::Publish &&publish, uint64_t now_ms)
         log_.debug("dropped a PUBLISH on %s from %s: $SYS topics are the broker's",
                    publish.topic.c_str(), s.client_id().c_str());
         if (c.version == Version::v5) {
-            return refuse_publish(c, publish.qos, publish.packet_id, Reason::not_authorized);
+            return refuse_publish(c, publish.qos, publish.packet_id, Reason::not_authorized,
+                                  "$SYS topics are published by the broker only");
         }
         if (publish.qos == 2) {
             s.inbound_qos2.insert(publish.packet_id); // its PUBREL is answered as usual
@@ -724,7 +796,8 @@ void Broker::handle_publish(Client &c, mqtt::Publish &&publish, uint64_t now_ms)
             }
             log_.debug("refused a PUBLISH on %s from %s: payload marked UTF-8 is not UTF-8",
                        publish.topic.c_str(), s.client_id().c_str());
-            return refuse_publish(c, qos, packet_id, Reason::payload_format_invalid);
+            return refuse_publish(c, qos, packet_id, Reason::payload_format_invalid,
+                                  "payload marked UTF-8 is not well-formed UTF-8");
         }
         switch (apply_user_property_policy(c.link->policy(), publish.properties.user_properties)) {
         case UserPropertyVerdict::ok:
@@ -740,7 +813,8 @@ void Broker::handle_publish(Client &c, mqtt::Publish &&publish, uint64_t now_ms)
             if (qos == 0) {
                 return; // nothing to answer a QoS 0 message with: dropped, counted
             }
-            return refuse_publish(c, qos, packet_id, Reason::payload_format_invalid);
+            return refuse_publish(c, qos, packet_id, Reason::payload_format_invalid,
+                                  "a User Property name is not allowed on this listener");
         }
     }
 
@@ -750,7 +824,8 @@ void Broker::handle_publish(Client &c, mqtt::Publish &&publish, uint64_t now_ms)
         // The publisher keeps it and may retry; nothing was routed.
         ++stats_.refused_store_full;
         if (c.version == Version::v5) {
-            return refuse_publish(c, qos, packet_id, Reason::quota_exceeded);
+            return refuse_publish(c, qos, packet_id, Reason::quota_exceeded,
+                                  "the message store is full");
         }
         return fail(c, Reason::quota_exceeded, "message store full");
     }
@@ -1031,7 +1106,8 @@ void Broker::handle_pubrec(Client &c, const mqtt::Pubrec &pubrec) {
         if (c.version == Version::v5) {
             count_reason(Reason::packet_identifier_not_found);
         }
-        c.link->send(mqtt::Pubrel{{pubrec.packet_id, Reason::packet_identifier_not_found, {}}});
+        send(c, mqtt::Pubrel{{pubrec.packet_id, Reason::packet_identifier_not_found, {}}},
+             "no QoS 2 message with this Packet Identifier awaits PUBREC");
         return;
     }
     if (static_cast<uint8_t>(pubrec.reason) >= 0x80) {
@@ -1045,7 +1121,7 @@ void Broker::handle_pubrec(Client &c, const mqtt::Pubrec &pubrec) {
     if (m->delivery.store_id != 0) {
         store_->message_sent(m->delivery.store_id, pubrec.packet_id, true);
     }
-    c.link->send(mqtt::Pubrel{{pubrec.packet_id, Reason::success, {}}});
+    send(c, mqtt::Pubrel{{pubrec.packet_id, Reason::success, {}}});
 }
 
 void Broker::handle_pubrel(Client &c, uint16_t packet_id) {
@@ -1057,8 +1133,12 @@ void Broker::handle_pubrel(Client &c, uint16_t packet_id) {
     if (!known && c.version == Version::v5) {
         count_reason(Reason::packet_identifier_not_found);
     }
-    c.link->send(mqtt::Pubcomp{
-        {packet_id, known ? Reason::success : Reason::packet_identifier_not_found, {}}});
+    if (known) {
+        send(c, mqtt::Pubcomp{{packet_id, Reason::success, {}}});
+    } else {
+        send(c, mqtt::Pubcomp{{packet_id, Reason::packet_identifier_not_found, {}}},
+             "no QoS 2 message with this Packet Identifier awaits PUBREL");
+    }
 }
 
 void Broker::handle_pubcomp(Client &c, uint16_t packet_id) {
@@ -1080,12 +1160,14 @@ void Broker::handle_subscribe(Client &c, mqtt::Subscribe &&subscribe, uint64_t n
     mqtt::Suback ack;
     ack.packet_id = subscribe.packet_id;
     std::vector<std::pair<std::string, SubscriptionOptions>> retained_wanted;
+    std::string_view why; // the Reason String: one per SUBACK, whatever was refused
     for (mqtt::Subscription &sub : subscribe.subscriptions) {
         const std::optional<mqtt::SharedFilter> shared = mqtt::check_filter(sub.filter).shared;
         if (shared && !settings_.shared_subscriptions) {
             ack.reasons.push_back(c.version == Version::v5
                                       ? Reason::shared_subscriptions_not_supported
                                       : Reason::unspecified_error);
+            why = "shared subscriptions are turned off on this server";
             continue;
         }
         SubscriptionOptions o;
@@ -1122,7 +1204,7 @@ void Broker::handle_subscribe(Client &c, mqtt::Subscribe &&subscribe, uint64_t n
             count_reason(r); // granted QoS 1 and 2 are successes
         }
     }
-    c.link->send(ack);
+    send(c, std::move(ack), why);
     for (const auto &[filter, o] : retained_wanted) {
         send_retained(c, filter, o, now_ms);
     }
@@ -1172,14 +1254,14 @@ void Broker::handle_unsubscribe(Client &c, const mqtt::Unsubscribe &unsubscribe)
             }
         }
     }
-    c.link->send(ack);
+    send(c, std::move(ack));
 }
 
 void Broker::handle_disconnect(Client &c, const mqtt::Disconnect &d, uint64_t) {
     Session &s = *c.session;
     if (auto expiry = d.properties.session_expiry_interval) {
         if (s.expiry_interval == 0 && *expiry != 0) {
-            // [MQTT-3.14.2-2]: a session that ends at disconnect cannot be extended here.
+            // Spec 3.14.2.2.2: a session that ends at disconnect cannot be extended here.
             return fail(c, Reason::protocol_error, "Session Expiry Interval set after 0");
         }
         s.expiry_interval = std::min(*expiry, settings_.max_session_expiry);
@@ -1506,7 +1588,7 @@ void Broker::shutdown(uint64_t now_ms) {
             mqtt::Disconnect d;
             d.reason = Reason::server_shutting_down;
             count_reason(d.reason);
-            c.link->send(d);
+            send(c, std::move(d), "the server is shutting down");
         }
         c.closing = true;
         c.link->close();

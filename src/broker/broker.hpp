@@ -5,7 +5,7 @@
 // Owned by app::Server for the life of the loop; everything it owns dies with it.
 #pragma once
 
-#include "auth/scram.hpp"
+#include "authenticator.hpp"
 #include "link.hpp"
 #include "message.hpp"
 #include "persistence.hpp"
@@ -50,9 +50,9 @@ struct BrokerSettings {
     // (0x97; 3.1.1 publishers are disconnected unacknowledged), false drops the receiving
     // session's oldest queued message to make room.
     bool store_full_refuses = true;
-    // Credentials for SCRAM-SHA-256 enhanced authentication by user name; empty function
-    // = enhanced authentication unavailable (CONNECT with a method gets 0x8C).
-    std::function<std::optional<auth::ScramCredentials>(std::string_view)> scram_lookup;
+    // Enhanced authentication methods by name (spec 4.12); a CONNECT naming another method,
+    // or any method while this is empty, gets CONNACK 0x8C.
+    AuthenticatorRegistry authenticators;
     uint64_t random_seed = 0; // random and sticky strategies; 0 = random_device
     // How a shared subscription group picks the member for each message.
     ShareStrategy shared_strategy = ShareStrategy::round_robin;
@@ -174,12 +174,12 @@ class Broker {
 
   private:
     // An enhanced authentication (spec 4.12): the method chosen in CONNECT, the exchange
-    // under way, and the CONNECT waiting for it to end.
+    // under way, and the CONNECT waiting for it to end. Lives as long as the connection.
     struct AuthExchange {
-        std::string method;
-        auth::ScramServer scram;
+        std::string method;                     // fixed for the connection [MQTT-4.12.0-5]
+        std::optional<std::string> username;    // CONNECT's, for re-authentication
+        AuthenticatorPtr exchange;              // the exchange under way; null between them
         std::unique_ptr<mqtt::Connect> pending; // set until CONNACK
-        bool in_progress = false;               // a challenge was sent, its answer is due
     };
 
     // Per-connection MQTT state; lives from on_open to on_close.
@@ -187,9 +187,10 @@ class Broker {
         Link *link = nullptr;
         Session *session = nullptr; // set by CONNECT
         mqtt::Version version = mqtt::Version::v311;
-        bool closing = false;            // close requested; ignore further packets
-        bool will_suppressed = false;    // normal DISCONNECT or session taken by CONNECT
-        bool problem_information = true; // Request Problem Information (5.0)
+        bool closing = false;                  // close requested; ignore further packets
+        bool will_suppressed = false;          // normal DISCONNECT or session taken by CONNECT
+        bool problem_information = true;       // Request Problem Information (5.0)
+        uint32_t max_packet_size = UINT32_MAX; // the client's Maximum Packet Size (5.0), bytes
         uint16_t client_receive_maximum = 65535;
         std::unique_ptr<TopicAliases> inbound_aliases; // 5.0, allocated on first use
         // Aliases we may assign: min(the client's Topic Alias Maximum, outbound_topic_aliases),
@@ -208,6 +209,7 @@ class Broker {
         uint8_t qos = 1;
         uint16_t packet_id = 0;
         mqtt::Reason reason = mqtt::Reason::success;
+        std::string why; // Reason String of a refusal, empty for a success
     };
 
     static size_t version_index(mqtt::Version version);
@@ -220,11 +222,14 @@ class Broker {
     // Completes a CONNECT that passed every check (and its authentication, if any).
     void accept_connect(Client &c, mqtt::Connect &&connect, mqtt::Connack &&ack, uint64_t now_ms);
     void handle_auth(Client &c, const mqtt::Auth &auth, uint64_t now_ms);
+    void advance_auth(Client &c, AuthStep &&step, uint64_t now_ms);
     void handle_publish(Client &c, mqtt::Publish &&publish, uint64_t now_ms);
-    void refuse_publish(Client &c, uint8_t qos, uint16_t packet_id, mqtt::Reason reason);
+    void refuse_publish(Client &c, uint8_t qos, uint16_t packet_id, mqtt::Reason reason,
+                        std::string_view why);
     // Sends the PUBACK/PUBREC of a QoS 1/2 PUBLISH, or holds it until the next commit when
     // `durable` (its handling changed durable state) or when an earlier one is held.
-    void ack_publish(Client &c, uint8_t qos, uint16_t packet_id, mqtt::Reason reason, bool durable);
+    void ack_publish(Client &c, uint8_t qos, uint16_t packet_id, mqtt::Reason reason, bool durable,
+                     std::string_view why = {});
     // Whether a QoS 1/2 message on `topic` would be stored for some persistent session.
     bool reaches_persistent_session(const std::string &topic, const std::string &origin,
                                     uint8_t qos);
@@ -241,11 +246,18 @@ class Broker {
     void handle_pubrel(Client &c, uint16_t packet_id);
     void handle_pubcomp(Client &c, uint16_t packet_id);
 
-    // Answers CONNECT with a refusing CONNACK (`reason`) and closes the connection.
-    void refuse(Client &c, mqtt::Reason reason, const char *what, mqtt::Properties properties = {});
-    // Ends the connection for a protocol violation: DISCONNECT with `reason` for 5.0,
-    // a plain close for 3.1/3.1.1. The will is published.
-    void fail(Client &c, mqtt::Reason reason, const char *what);
+    // The one way packets other than PUBLISH reach a client. A non-empty `why` becomes the
+    // Reason String of a 5.0 packet; Reason Strings and User Properties are left out where the
+    // client asked for no problem information or where they would break its Maximum Packet
+    // Size.
+    void send(Client &c, mqtt::Packet &&packet, std::string_view why = {});
+    // Answers CONNECT with a refusing CONNACK (`reason`, with `what` as its Reason String)
+    // and closes the connection.
+    void refuse(Client &c, mqtt::Reason reason, std::string_view what,
+                mqtt::Properties properties = {});
+    // Ends the connection for a protocol violation: DISCONNECT with `reason` (and `what` as
+    // its Reason String) for 5.0, a plain close for 3.1/3.1.1. The will is published.
+    void fail(Client &c, mqtt::Reason reason, std::string_view what);
 
     // Stores or clears the retained copy as the message says, then routes it.
     size_t publish_message(const MessagePtr &message, uint64_t now_ms);

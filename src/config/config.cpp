@@ -765,10 +765,37 @@ void read_bridges(const Reader &reader, const Value &value, Config &config) {
     }
 }
 
+// plugins: shared objects to load, as "- path: FILE" entries (a mapping, so options can
+// join the path later without breaking existing files).
+void read_plugins(const Reader &reader, const Value &value, Config &config) {
+    if (value.node.IsNull()) {
+        return;
+    }
+    if (!value.node.IsSequence()) {
+        reader.fail(value, "plugins must be a list of '- path: FILE' entries, got " +
+                               describe(value.node));
+    }
+    for (size_t i = 0; i < value.node.size(); ++i) {
+        YAML::Node node = value.node[i];
+        Value item{node, node.IsNull() || node.Mark().is_null() ? value.mark : node.Mark(),
+                   value.path + "[" + std::to_string(i) + "]"};
+        Section entry = reader.section(item, {"path"});
+        auto path = entry.get("path");
+        if (!path) {
+            reader.fail(item, "each plugin needs a path");
+        }
+        PluginConfig plugin{reader.string(*path)};
+        if (plugin.path.empty()) {
+            reader.fail(*path, "path must not be empty");
+        }
+        config.plugins.push_back(std::move(plugin));
+    }
+}
+
 Config read_top_level(const Reader &reader, const Value &root) {
     Section top = reader.section(
         root, {"listeners", "data_dir", "log", "limits", "shared_subscriptions", "authentication",
-               "request_response", "sys", "redirect", "storage", "bridges"});
+               "request_response", "sys", "redirect", "storage", "bridges", "plugins"});
     Config config;
     if (auto value = top.get("listeners")) {
         read_listeners(reader, *value, config);
@@ -802,6 +829,9 @@ Config read_top_level(const Reader &reader, const Value &root) {
     }
     if (auto value = top.get("bridges")) {
         read_bridges(reader, *value, config);
+    }
+    if (auto value = top.get("plugins")) {
+        read_plugins(reader, *value, config);
     }
     return config;
 }

@@ -121,6 +121,12 @@ struct RequestResponseConfig {
     std::string response_information;
 };
 
+// A shared object loaded at start-up (include/ferrymq/plugin.h): today, one MQTT 5.0
+// enhanced-authentication method each.
+struct PluginConfig {
+    std::string path; // as dlopen() takes it: with a '/', a file (relative to the cwd)
+};
+
 // The $SYS topics the broker publishes about itself.
 struct SysConfig {
     uint32_t interval = 10; // seconds between publications (changed values only), 0 = none
@@ -204,6 +210,7 @@ struct Config {
     SysConfig sys;
     StorageConfig storage;
     std::vector<BridgeConfig> bridges;
+    std::vector<PluginConfig> plugins; // loaded in this order
 };
 
 // Why a configuration was refused. what() is "FILE:LINE:COL: message" (1-based line and

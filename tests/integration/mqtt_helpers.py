@@ -797,6 +797,7 @@ class PahoClient:
         self.disconnected = threading.Event()
         self.connack = None  # (reason code int, session present bool, properties)
         self.disconnect_reason = None  # int; for 5.0 a server DISCONNECT's reason code
+        self.disconnect_properties = None  # 5.0: the properties of the server's DISCONNECT
         self._subacks = {}
         self._acks = threading.Condition()
         self._thread = None
@@ -815,6 +816,7 @@ class PahoClient:
 
     def _on_disconnect(self, client, userdata, rc, properties=None):
         self.disconnect_reason = int(getattr(rc, "value", rc))
+        self.disconnect_properties = properties
         self.disconnected.set()
 
     def _on_subscribe(self, client, userdata, mid, granted, properties=None):

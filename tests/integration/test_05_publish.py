@@ -285,18 +285,19 @@ def test_v5_topic_alias_from_the_client(broker, clients):
                    ("c05/alias/other", b"third", False), ("c05/alias/other", b"fourth", False)]
 
 
-@pytest.mark.parametrize("alias,topic", [(11, "c05/a"), (1, "")],
-                         ids=["above-maximum", "unknown-alias"])
+@pytest.mark.parametrize("alias,topic", [(11, "c05/a"), (0, "c05/a"), (1, "")],
+                         ids=["above-maximum", "zero-MQTT_3_3_2_8", "unknown-alias"])
 def test_v5_bad_topic_alias_disconnects_MQTT_3_3_2_9(start_broker, clients, alias, topic):
     """5.0 [MQTT-3.3.2-9] A Topic Alias above the server's Topic Alias Maximum (config 10)
-    is answered with DISCONNECT 0x94 (Topic Alias invalid); an empty topic with an alias
-    never set is a Protocol Error (DISCONNECT 0x82) (spec 3.3.2.3.4)."""
+    and [MQTT-3.3.2-8] a Topic Alias of 0 are answered with DISCONNECT 0x94 (Topic Alias
+    invalid); an empty topic with an alias never set is a Protocol Error (DISCONNECT 0x82)
+    (spec 3.3.2.3.4)."""
     broker = start_broker(config_text="limits:\n  topic_alias_maximum: 10\n")
     pub = clients.connected(broker, "c05-badalias", V5)
     pub.send(publish_packet(topic, b"x", qos=1, packet_id=1, version=V5,
                             props={Prop.TOPIC_ALIAS: alias}))
     packets = pub.expect_closed()
-    expected = 0x94 if alias == 11 else Reason.PROTOCOL_ERROR
+    expected = Reason.PROTOCOL_ERROR if alias == 1 else 0x94
     assert [(p.type, p.reason) for p in packets] == [(DISCONNECT, expected)], packets
 
 

@@ -7,8 +7,8 @@ round trip shows the broker has routed its earlier PUBLISHes, then the subscribe
 it has received whatever was routed to it (RawClient.barrier)."""
 import pytest
 
-from mqtt_helpers import (PUBLISH, SUBACK, UNSUBACK, V311, V5, VERSIONS, Prop, Reason, flush,
-                          subscribe_packet)
+from mqtt_helpers import (DISCONNECT, PUBLISH, SUBACK, UNSUBACK, V311, V5, VERSIONS, Prop,
+                          Reason, flush, publish_packet, subscribe_packet)
 from mqtt_helpers import clients  # noqa: F401 (fixture, used by name)
 
 
@@ -208,3 +208,36 @@ def test_v5_subscription_identifier_MQTT_3_8_2_1(broker, clients):
     flush(pub)
     got = [(p.payload, p.properties.get(Prop.SUBSCRIPTION_IDENTIFIER)) for p in c.barrier()]
     assert got == [(b"with id", [77]), (b"without", None)]
+
+
+def _expect_protocol_error(c):
+    packets = c.expect_closed()
+    assert [(p.type, p.reason) for p in packets] == [(DISCONNECT, Reason.PROTOCOL_ERROR)], packets
+
+
+def test_v5_subscription_identifier_0_is_a_protocol_error_spec_3_8_2_1_2(broker, clients):
+    """5.0 spec 3.8.2.1.2: a Subscription Identifier of 0 in SUBSCRIBE is a Protocol Error
+    (DISCONNECT 0x82), and nothing is subscribed."""
+    c = clients.connected(broker, "c06-subid0", V5)
+    c.send(subscribe_packet(1, [("c06/id0", 1)], V5, props={Prop.SUBSCRIPTION_IDENTIFIER: 0}))
+    _expect_protocol_error(c)
+
+
+def test_v5_publish_with_subscription_identifier_is_a_protocol_error_MQTT_3_3_4_6(broker,
+                                                                                 clients):
+    """5.0 [MQTT-3.3.4-6] A PUBLISH from a client must not carry a Subscription Identifier:
+    DISCONNECT 0x82, and the message reaches no subscriber."""
+    sub = clients.connected(broker, "c06-subid-sub", V5)
+    sub.subscribe("c06/subid/pub", 1)
+    pub = clients.connected(broker, "c06-subid-pub", V5)
+    pub.send(publish_packet("c06/subid/pub", b"x", qos=1, packet_id=1, version=V5,
+                            props={Prop.SUBSCRIPTION_IDENTIFIER: 5}))
+    _expect_protocol_error(pub)
+    assert sub.barrier() == []
+
+
+def test_v5_retain_handling_3_is_a_protocol_error_spec_3_8_3_1(broker, clients):
+    """5.0 spec 3.8.3.1: Retain Handling 3 is a Protocol Error (DISCONNECT 0x82)."""
+    c = clients.connected(broker, "c06-rh3", V5)
+    c.send(subscribe_packet(1, [("c06/rh3", 0x30 | 1)], V5))
+    _expect_protocol_error(c)

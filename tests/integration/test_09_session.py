@@ -123,13 +123,15 @@ def test_v5_disconnect_can_end_the_session(broker, clients):
     assert again.connect("c09-bye", clean=False, session_expiry=300).session_present is False
 
 
-def test_v5_disconnect_cannot_extend_a_zero_expiry(broker, clients):
+def test_v5_disconnect_cannot_extend_a_zero_expiry_spec_3_14_2_2_2(broker, clients):
     """5.0 spec 3.14.2.2.2: a client that connected with Session Expiry 0 must not set a non-zero
-    one in DISCONNECT: that is a Protocol Error (DISCONNECT 0x82 from the server), and the
-    session still ends."""
+    one in DISCONNECT: that is a Protocol Error (DISCONNECT 0x82 from the server, which
+    carries no Session Expiry Interval of its own [MQTT-3.14.2-2]), and the session still
+    ends."""
     c = clients.connected(broker, "c09-extend", V5, clean=False)
     packets = c.disconnect(props={Prop.SESSION_EXPIRY_INTERVAL: 60})
     assert [(p.type, p.reason) for p in packets] == [(DISCONNECT, Reason.PROTOCOL_ERROR)]
+    assert Prop.SESSION_EXPIRY_INTERVAL not in packets[0].properties
     again = clients.raw(broker, V5)
     assert again.connect("c09-extend", clean=False, session_expiry=60).session_present is False
 

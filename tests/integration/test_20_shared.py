@@ -23,6 +23,7 @@ from mqtt_helpers import (DISCONNECT, V311, V5, VERSIONS, Prop, Reason, flush, p
 from mqtt_helpers import clients  # noqa: F401 (fixture, used by name)
 
 SHARED_SUBSCRIPTIONS_NOT_SUPPORTED = 0x9E
+TOPIC_FILTER_INVALID = 0x8F
 
 
 def strategy_config(strategy):
@@ -314,6 +315,21 @@ def test_no_local_on_shared_subscription_is_protocol_error_MQTT_3_8_3_4(broker, 
     c.send(subscribe_packet(1, [("$share/g/c20/nl", 0x04 | 1)], V5))
     packets = c.expect_closed()
     assert [(p.type, p.reason) for p in packets] == [(DISCONNECT, Reason.PROTOCOL_ERROR)]
+
+
+@pytest.mark.parametrize("topic_filter", ["$share/g", "$share//c20/x", "$share/g+/c20/x",
+                                          "$share/g#/c20/x", "$share/g/c20/#/x"],
+                         ids=["no-filter-MQTT_4_8_2_1", "empty-share-name-MQTT_4_8_2_1",
+                              "plus-in-share-name-MQTT_4_8_2_2",
+                              "hash-in-share-name-MQTT_4_8_2_2", "bad-filter-MQTT_4_7_1_1"])
+def test_invalid_shared_subscription_filter_disconnects_0x8F(broker, clients, topic_filter):
+    """A $share filter that breaks the rules of spec 4.8.2 (a Share Name of at least one
+    character without '/', '+' or '#', then '/' and a valid filter) is answered with
+    DISCONNECT 0x8F (Topic Filter invalid), and no group is made."""
+    c = clients.connected(broker, "c20-badshare", V5)
+    c.send(subscribe_packet(1, [(topic_filter, 1)], V5))
+    packets = c.expect_closed()
+    assert [(p.type, p.reason) for p in packets] == [(DISCONNECT, TOPIC_FILTER_INVALID)], packets
 
 
 @pytest.mark.parametrize("version", VERSIONS)

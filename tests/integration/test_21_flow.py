@@ -19,9 +19,9 @@ import time
 
 import pytest
 
-from mqtt_helpers import (DISCONNECT, PINGREQ_PACKET, PINGRESP, PUBACK, PUBCOMP, PUBLISH, PUBREC,
-                          PUBREL, V311, V5, Prop, Reason, ack_packet, flush,
-                          publish_packet)
+from mqtt_helpers import (CONNACK, DISCONNECT, PINGREQ_PACKET, PINGRESP, PUBACK, PUBCOMP,
+                          PUBLISH, PUBREC, PUBREL, V311, V5, Prop, Reason, ack_packet,
+                          connect_packet, flush, publish_packet)
 from mqtt_helpers import clients  # noqa: F401 (fixture, used by name)
 
 # Reason codes only this area meets (spec 2.4).
@@ -307,3 +307,31 @@ def test_payload_format_not_checked_by_default(broker, clients):
     (got,) = sub.barrier()
     assert got.payload == INVALID_UTF8[0]
     assert got.type == PUBLISH
+
+
+@pytest.mark.parametrize("prop", [Prop.RECEIVE_MAXIMUM, Prop.MAXIMUM_PACKET_SIZE],
+                         ids=["receive-maximum-spec_3_1_2_11_3",
+                              "maximum-packet-size-spec_3_1_2_11_4"])
+def test_connect_with_flow_control_property_0_is_refused(broker, clients, prop):
+    """A CONNECT with Receive Maximum 0 (spec 3.1.2.11.3) or Maximum Packet Size 0 (spec
+    3.1.2.11.4) is a Protocol Error: the connection is not accepted (no CONNACK 0x00), it is
+    closed [MQTT-3.1.4-2]."""
+    c = clients.raw(broker, V5)
+    c.send(connect_packet("c21-zero", V5, props={prop: 0}))
+    packets = c.expect_closed()
+    assert all(p.type == CONNACK and p.reason == Reason.PROTOCOL_ERROR for p in packets), \
+        packets
+
+
+def test_payload_format_indicator_2_is_a_protocol_error_spec_3_3_2_3_2(broker, clients):
+    """A Payload Format Indicator other than 0 or 1 is a Protocol Error (spec 3.3.2.3.2):
+    DISCONNECT 0x82, and nothing is delivered."""
+    sub = clients.connected(broker, "c21-pfi2-sub", V5)
+    sub.subscribe("c21/pfi2", 1)
+    pub = clients.connected(broker, "c21-pfi2-pub", V5)
+    pub.send(publish_packet("c21/pfi2", b"x", qos=1, packet_id=1, version=V5,
+                            props={Prop.PAYLOAD_FORMAT_INDICATOR: 2}))
+    packets = pub.expect_closed()
+    assert [(p.type, p.reason) for p in packets] == [(DISCONNECT, Reason.PROTOCOL_ERROR)], \
+        packets
+    assert sub.barrier() == []

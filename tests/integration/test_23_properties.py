@@ -4,7 +4,8 @@
 properties, content type, payload format), through retained messages too; the Message
 Expiry Interval is forwarded as the time left, and expired messages are not delivered;
 3.1.1 subscribers get the same message without properties."""
-from mqtt_helpers import DISCONNECT, V311, V5, Prop, Reason
+from mqtt_helpers import (CONNACK, DISCONNECT, V311, V5, Prop, Reason, connect_packet, frame,
+                          properties, utf8)
 from mqtt_helpers import clients  # noqa: F401 (fixture, used by name)
 
 MESSAGE_PROPS = {
@@ -113,9 +114,9 @@ request_response:
 
 
 def test_response_information_on_request_MQTT_3_1_2_28(start_broker, clients):
-    """[MQTT-3.1.2-28] A client that sets Request Response Information 1 gets Response
-    Information in CONNACK (the configured prefix with its client id); one that does not
-    ask, or asks with 0, gets none [MQTT-3.1.2-29]."""
+    """A client that sets Request Response Information 1 gets Response Information in
+    CONNACK (the configured prefix with its client id); one that does not ask, or asks with
+    0, gets none [MQTT-3.1.2-28]."""
     b = start_broker(config_text=RESPONSE_CONFIG)
     asking = clients.raw(b, V5)
     ack = asking.connect("c23-req", props={Prop.REQUEST_RESPONSE_INFORMATION: 1})
@@ -133,10 +134,25 @@ def test_no_response_information_by_default(broker, clients):
     assert Prop.RESPONSE_INFORMATION not in ack.properties
 
 
-def test_request_response_information_above_1_is_a_protocol_error(broker, clients):
-    """Request Response Information other than 0 or 1 is a protocol error (3.1.2.11.7): the
-    connection is refused."""
-    from mqtt_helpers import connect_packet
+def test_request_response_information_above_1_is_a_protocol_error_spec_3_1_2_11_6(broker,
+                                                                                  clients):
+    """Request Response Information other than 0 or 1 is a Protocol Error (spec
+    3.1.2.11.6): the connection is not accepted, it is closed [MQTT-3.1.4-2]."""
     c = clients.raw(broker, V5)
     c.send(connect_packet("c23-bad", V5, props={Prop.REQUEST_RESPONSE_INFORMATION: 2}))
-    c.expect_closed()
+    packets = c.expect_closed()
+    assert all(p.type == CONNACK and p.reason == Reason.PROTOCOL_ERROR for p in packets), \
+        packets
+
+
+def test_message_expiry_interval_twice_is_a_protocol_error_spec_3_3_2_3_3(broker, clients):
+    """A PUBLISH with two Message Expiry Intervals is a Protocol Error (spec 3.3.2.3.3):
+    DISCONNECT 0x82, and nothing is delivered."""
+    sub = clients.connected(broker, "c23-twice-sub", V5)
+    sub.subscribe("c23/twice", 0)
+    pub = clients.connected(broker, "c23-twice-pub", V5)
+    one = properties({Prop.MESSAGE_EXPIRY_INTERVAL: 10})[1:]  # a block without its length
+    pub.send(frame(0x30, utf8("c23/twice") + bytes([2 * len(one)]) + one + one + b"x"))
+    packets = pub.expect_closed()
+    assert [(p.type, p.reason) for p in packets] == [(DISCONNECT, Reason.PROTOCOL_ERROR)]
+    assert sub.barrier() == []

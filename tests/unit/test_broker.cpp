@@ -654,3 +654,43 @@ TEST_CASE("broker: payloads marked UTF-8 are not checked by default") {
     REQUIRE(acks.size() == 1);
     CHECK(std::get<Puback>(acks[0]).reason == Reason::no_matching_subscribers);
 }
+
+TEST_CASE("broker: [MQTT-3.1.2-29] Reason Strings on refusals unless the client asked for no "
+          "problem information, except on DISCONNECT") {
+    Fixture f;
+    auto sys_puback = [&f](FakeLink &link) {
+        f.publish(link, "$SYS/x", "1", 1);
+        auto acks = link.take();
+        REQUIRE(acks.size() == 1);
+        Puback ack = std::get<Puback>(acks[0]);
+        CHECK(ack.reason == Reason::not_authorized);
+        return ack;
+    };
+    FakeLink &chatty = f.connect("chatty", Version::v5);
+    CHECK_FALSE(f.last_connack.properties.reason_string.has_value()); // success says nothing
+    const Puback told = sys_puback(chatty);
+    REQUIRE(told.properties.reason_string.has_value());
+    CHECK(told.properties.reason_string->find("$SYS") != std::string::npos);
+
+    Properties quiet_props;
+    quiet_props.request_problem_information = 0;
+    FakeLink &quiet = f.connect("quiet", Version::v5, true, std::nullopt, quiet_props);
+    CHECK(sys_puback(quiet).properties.empty());
+    Publish alias0;
+    alias0.topic = "a";
+    alias0.properties.topic_alias = 500; // above topic_alias_maximum
+    f.b().on_packet(quiet, alias0, f.now);
+    Disconnect d = quiet.take_first<Disconnect>();
+    CHECK(d.reason == Reason::topic_alias_invalid);
+    CHECK(d.properties.reason_string.has_value()); // DISCONNECT may always say why
+
+    // [MQTT-3.4.2-2]: a Reason String that would break the Maximum Packet Size is left out.
+    const uint32_t full = static_cast<uint32_t>(encode(told, Version::v5).size());
+    Properties small_props;
+    small_props.maximum_packet_size = full - 1;
+    FakeLink &small = f.connect("small", Version::v5, true, std::nullopt, small_props);
+    CHECK(sys_puback(small).properties.empty());
+    small_props.maximum_packet_size = full;
+    FakeLink &exact = f.connect("exact", Version::v5, true, std::nullopt, small_props);
+    CHECK(sys_puback(exact).properties.reason_string == told.properties.reason_string);
+}

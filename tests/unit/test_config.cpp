@@ -52,6 +52,7 @@ void check_defaults(const Config &config) {
     CHECK(config.limits.receive_maximum == 65535);
     CHECK(config.limits.server_keep_alive == 0);
     CHECK_FALSE(config.limits.validate_utf8_payloads);
+    CHECK(config.plugins.empty());
 }
 
 } // namespace
@@ -169,7 +170,7 @@ TEST_CASE("config: unknown keys are refused at every level") {
     CHECK(error_of("listners:\n  - bind: 127.0.0.1:1883\n") ==
           "t.yaml:1:1: unknown key 'listners' in top level; expected one of: listeners, "
           "data_dir, log, limits, shared_subscriptions, authentication, request_response, sys, "
-          "redirect, storage, bridges");
+          "redirect, storage, bridges, plugins");
     CHECK(error_of("log:\n  levle: info\n") ==
           "t.yaml:2:3: unknown key 'levle' in log; expected one of: level");
     CHECK(starts_with(error_of("limits:\n  max_conections: 1\n"),
@@ -387,4 +388,21 @@ TEST_CASE("config: storage section") {
     CHECK(error_of("storage:\n  durability: disk\n") ==
           "t.yaml:2:15: unknown storage.durability 'disk'; expected crash or power");
     CHECK(error_of("storage:\n  flush_interval: 20000\n").starts_with("t.yaml:2:19:"));
+}
+
+TEST_CASE("config: plugins are '- path: FILE' entries, in order") {
+    const Config c = load_config_string("plugins:\n"
+                                        "  - path: /usr/lib/ferrymq/a.so\n"
+                                        "  - {path: ./b.so}\n",
+                                        "t.yaml");
+    REQUIRE(c.plugins.size() == 2);
+    CHECK(c.plugins[0].path == "/usr/lib/ferrymq/a.so");
+    CHECK(c.plugins[1].path == "./b.so");
+    CHECK(load_config_string("plugins: []\n", "t.yaml").plugins.empty());
+    CHECK(load_config_string("", "t.yaml").plugins.empty());
+    CHECK(starts_with(error_of("plugins: /a.so\n"), "t.yaml:1:10: plugins must be a list"));
+    CHECK(error_of("plugins:\n  - {}\n") == "t.yaml:2:5: each plugin needs a path");
+    CHECK(error_of("plugins:\n  - path: \"\"\n") == "t.yaml:2:11: path must not be empty");
+    CHECK(starts_with(error_of("plugins:\n  - path: a.so\n    opts: 1\n"),
+                      "t.yaml:3:5: unknown key 'opts' in plugins[0];"));
 }
