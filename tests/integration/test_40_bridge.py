@@ -3,9 +3,11 @@
 by the test on a free loopback port) and publishes what it subscribes to there locally.
 Link faults come from a TCP proxy between the two that the test cuts or stalls; nothing
 acknowledged locally may be lost, and order is kept (duplicates only from redelivery)."""
+import re
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -316,3 +318,23 @@ def test_half_open_link_is_detected_within_one_and_a_half_keep_alives(start_brok
     assert elapsed <= 2 * 1.5 + 1.0, f"detected after {elapsed:.1f} s"
     px.unstall()
     wait_state(clients, b, "b40", "online")
+
+
+@pytest.mark.parametrize("name", ["bridge-mosquitto", "bridge-emqx", "bridge-aws-iot",
+                                  "bridge-azure-iot-hub"])
+def test_example_bridge_configs_are_valid(run_ferrymq, name):
+    path = Path(__file__).resolve().parents[2] / "configs" / "examples" / f"{name}.yaml"
+    r = run_ferrymq("check-config", str(path))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().endswith(": ok")
+
+
+def test_check_config_names_the_line_of_a_bad_rule(run_ferrymq, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(bridge_config(1883, forward="""
+      - local: "a/+"
+        remote: "b/{2}\"""", subscribe=" []"))
+    r = run_ferrymq("check-config", str(bad))
+    assert r.returncode != 0
+    assert re.search(r"bad\.yaml:\d+:\d+: \{2\} in 'b/\{2\}' but the filter 'a/\+' has only 1",
+                     r.stderr), r.stderr

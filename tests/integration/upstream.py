@@ -46,8 +46,11 @@ class Mosquitto:
         # As root Mosquitto would switch to its own user, which cannot read files in the
         # test's private directory (an ACL file): it stays the user that started it.
         user = "user root\n" if os.geteuid() == 0 else ""
+        # No per-client queue limit: a test's subscriber reads in bursts, and Mosquitto would
+        # otherwise drop what a bridge delivers meanwhile (1,000 by default).
         conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-                        f"persistence false\n{user}{self.extra_config}\n")
+                        f"persistence false\nmax_queued_messages 0\n{user}"
+                        f"{self.extra_config}\n")
         log = open(self.workdir / "mosquitto.log", "ab")
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         self.process = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=log,
