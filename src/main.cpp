@@ -135,12 +135,14 @@ CLI::App *add_bench_command(CLI::App &app, bench::Options &options) {
     bench_command->add_option("--host", options.host, "Broker host")->capture_default_str();
     bench_command->add_option("--port", options.port, "Broker port")->capture_default_str();
     bench_command
-        ->add_option("--scenario", options.scenario, "fanin, fanout, latency, connect or idle")
-        ->check(CLI::IsMember({"fanin", "fanout", "latency", "connect", "idle"}))
+        ->add_option("--scenario", options.scenario,
+                     "fanin, fanout, latency, connect, idle or durable (QoS 1 into an offline "
+                     "persistent session)")
+        ->check(CLI::IsMember({"fanin", "fanout", "latency", "connect", "idle", "durable"}))
         ->capture_default_str();
     bench_command->add_option("--clients", options.clients,
-                              "Publishers (fanin 8, latency 1), subscribers (fanout 1000) or "
-                              "connections (connect 1000, idle 10000)");
+                              "Publishers (fanin 8, latency 1, durable 4), subscribers (fanout "
+                              "1000) or connections (connect 1000, idle 10000)");
     bench_command->add_option("--qos", options.qos, "QoS of publishing and subscribing")
         ->check(CLI::Range(0, 1))
         ->capture_default_str();
@@ -156,7 +158,7 @@ CLI::App *add_bench_command(CLI::App &app, bench::Options &options) {
                      "Total msg/s over all publishers; 0 = flat out (latency: 20000)")
         ->check(CLI::NonNegativeNumber);
     bench_command->add_option("--broker-pid", options.broker_pid,
-                              "Broker process, for CPU and RSS from /proc");
+                              "Broker process, for CPU, RSS and bytes written from /proc");
     bench_command->add_flag("--json", options.json, "Print one JSON object per scenario");
     bench_command->add_option("--protocol", options.protocol, "3.1.1 or 5")
         ->check(CLI::IsMember({"3.1.1", "5", "5.0"}))
@@ -172,6 +174,8 @@ CLI::App *add_bench_command(CLI::App &app, bench::Options &options) {
     bench_command->add_option("--concurrency", options.concurrency, "Connections set up at once")
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
+    bench_command->add_flag("!--no-drain", options.drain,
+                            "durable: skip resuming the session to count the queued messages");
     bench_command->footer("Exit status: 0 measured, 2 measured but messages were lost or "
                           "reordered, 1 the run failed.");
     return bench_command;

@@ -21,7 +21,7 @@ namespace ferrymq::bench {
 
 namespace {
 
-enum class Scenario : uint8_t { fanin, fanout, latency, connect, idle };
+enum class Scenario : uint8_t { fanin, fanout, latency, connect, idle, durable };
 
 constexpr uint16_t kKeepAlive = 60;                // seconds, sent in every CONNECT
 constexpr uint64_t kPingEveryNs = 30'000'000'000;  // PINGREQ to every client, half the keep-alive
@@ -31,6 +31,8 @@ constexpr uint64_t kCloseTimeoutNs = 10'000'000'000;
 constexpr uint32_t kMaxBatch = 512;               // PUBLISHes one publisher encodes per loop turn
 constexpr size_t kPayloadHeader = 20;             // u32 publisher, u64 sequence, u64 send time (ns)
 constexpr size_t kMaxPublisherBacklog = 1u << 20; // bytes queued in one publisher
+constexpr uint32_t kSessionExpiry = 3600;         // seconds, durable: the session outlives us
+constexpr uint64_t kParkSettleNs = 100'000'000;   // durable: see Phase::parking
 
 // Everything one run measured; printed as a line and as JSON.
 struct Report {
@@ -58,6 +60,14 @@ struct Report {
     double load_cpu_s = 0;              // this process's CPU over the measured interval
     std::optional<uint64_t> rss_before_kb;
     std::optional<uint64_t> rss_after_kb;
+    // Bytes the broker wrote to storage over the measured interval (/proc/PID/io).
+    std::optional<uint64_t> broker_write_bytes;
+    // durable: copies received after resuming the session (none without the drain), the
+    // seconds from the reconnect to the last of them, and the bytes the broker wrote to
+    // storage meanwhile (marking them sent and deleting them once acknowledged).
+    std::optional<uint64_t> drained;
+    double drain_s = 0;
+    std::optional<uint64_t> drain_write_bytes;
     std::string error; // empty when the run completed
 };
 
@@ -79,8 +89,10 @@ class Runner final : private ClientOwner {
   private:
     enum class Phase : uint8_t {
         connecting, // opening connections (and subscribing)
+        parking,    // durable: the subscriber disconnected; its session is to be offline
         running,    // publishing
         draining,   // publishing stopped; waiting for the last deliveries and PUBACKs
+        resuming,   // durable: the subscriber is back and receives what was queued
         holding,    // idle: connections open, waiting before the RSS is read
         closing,    // closing every client
         done,       // closing the loop handles
@@ -116,15 +128,30 @@ class Runner final : private ClientOwner {
 
     bool traffic() const {
         return scenario_ == Scenario::fanin || scenario_ == Scenario::fanout ||
-               scenario_ == Scenario::latency;
+               scenario_ == Scenario::latency || scenario_ == Scenario::durable;
     }
-    bool is_subscriber(uint32_t index) const { return traffic() && index < subscribers_.size(); }
+    // The durable scenario's subscriber comes back as a second client, `resumed_client_`.
+    bool is_subscriber(uint32_t index) const {
+        return traffic() && (index < subscribers_.size() || index == resumed_client_);
+    }
+    // Copies every subscriber should have received when the last PUBACK is in: none for
+    // the durable scenario, whose subscriber is offline while the publishers run.
+    uint64_t expected_copies() const {
+        uint64_t expected = 0;
+        if (scenario_ != Scenario::durable) {
+            for (const Publisher &p : publishers_) {
+                expected += p.sent * subscribers_.size();
+            }
+        }
+        return expected;
+    }
     void advance();
     void on_tick();
     void on_turn();
     void open_more();
     void start_traffic(uint64_t now);
     void stop_measuring(uint64_t end_ns);
+    void resume_session(uint64_t now);
     void pump(uint64_t now);
     uint64_t slowest_delivered(Publisher &p);
     void begin_closing();
@@ -167,7 +194,14 @@ class Runner final : private ClientOwner {
     uint64_t hold_until_ns_ = 0;
     uint64_t closing_since_ns_ = 0;
     uint64_t last_ping_ns_ = 0;
+    uint64_t last_ack_ns_ = 0;
+    uint64_t parked_ns_ = 0;                 // durable: the subscriber's connection closed
+    uint64_t resume_ns_ = 0;                 // durable: the subscriber reconnected
+    uint64_t delivered_before_resume_ = 0;   // durable: copies received while offline (0)
+    uint32_t resumed_client_ = ~uint32_t{0}; // durable: the subscriber's second client
     std::optional<CpuTimes> broker_cpu_start_;
+    std::optional<uint64_t> broker_write_start_;
+    std::optional<uint64_t> drain_write_start_;
     double load_cpu_start_ = 0;
     std::string first_failure_;
     Report report_;
@@ -194,6 +228,10 @@ Runner::Runner(const Options &options, Scenario scenario, mqtt::Version version,
         break;
     case Scenario::latency:
         pubs = options.clients.value_or(1);
+        subs = 1;
+        break;
+    case Scenario::durable:
+        pubs = options.clients.value_or(4);
         subs = 1;
         break;
     case Scenario::fanout:
@@ -268,8 +306,23 @@ Report Runner::execute() {
         report_.published += p.sent;
         report_.acked += p.acked;
     }
-    report_.expected = report_.published * subscribers_.size();
-    report_.lost = report_.expected > delivered_ ? report_.expected - delivered_ : 0;
+    if (scenario_ != Scenario::durable) {
+        report_.expected = report_.published * subscribers_.size();
+        report_.lost = report_.expected > delivered_ ? report_.expected - delivered_ : 0;
+        return std::move(report_);
+    }
+    // durable: nothing is expected while the subscriber is offline; once it resumed, every
+    // acknowledged message must come back, so a publisher's PUBACKs beyond the copies the
+    // subscriber received are lost. Unacknowledged messages may come too; they are not owed.
+    report_.delivered = delivered_before_resume_;
+    if (report_.drained) {
+        report_.expected = report_.acked;
+        for (size_t pub = 0; pub < publishers_.size(); ++pub) {
+            const uint64_t received = subscribers_[0].received[pub];
+            const uint64_t acked = publishers_[pub].acked;
+            report_.lost += acked > received ? acked - received : 0;
+        }
+    }
     return std::move(report_);
 }
 
@@ -282,7 +335,12 @@ void Runner::open_more() {
         clients_.push_back(std::make_unique<Client>(loop_, owner, index, version_));
         Client &c = *clients_.back();
         const std::string id = "fmqb-" + nonce_ + "-" + std::to_string(index);
-        const int rc = c.connect(reinterpret_cast<const sockaddr &>(address_), id, kKeepAlive);
+        SessionOptions session;
+        if (scenario_ == Scenario::durable && is_subscriber(index)) {
+            session = {false, kSessionExpiry};
+        }
+        const int rc =
+            c.connect(reinterpret_cast<const sockaddr &>(address_), id, kKeepAlive, session);
         if (rc != 0) {
             ++failed_;
             if (first_failure_.empty()) {
@@ -298,6 +356,13 @@ void Runner::open_more() {
 void Runner::on_connected(Client &c) {
     ++connected_;
     last_connack_ns_ = progress_ns_ = uv_hrtime();
+    if (c.index() == resumed_client_) {
+        // Without the session the queued messages are gone and the count means nothing.
+        if (!c.session_present()) {
+            fail_run("the broker did not keep the subscriber's persistent session");
+        }
+        return;
+    }
     if (is_subscriber(c.index())) {
         c.subscribe(topic_, uint8_t(options_.qos));
     }
@@ -324,7 +389,7 @@ void Runner::on_message(Client &c, const mqtt::Publish &publish, uint64_t recv_n
         ++report_.foreign;
         return;
     }
-    Subscriber &s = subscribers_[c.index()];
+    Subscriber &s = subscribers_[c.index() == resumed_client_ ? 0 : c.index()];
     if (seq >= s.next_seq[pub]) {
         s.next_seq[pub] = seq + 1; // a gap is counted as loss at the end, if it stays one
     } else {
@@ -333,20 +398,25 @@ void Runner::on_message(Client &c, const mqtt::Publish &publish, uint64_t recv_n
     ++s.received[pub];
     ++publishers_[pub].delivered;
     ++delivered_;
-    report_.latency.record(recv_ns > sent_ns ? recv_ns - sent_ns : 0);
+    // A message queued for an offline session waits as long as the session is away; that
+    // wait is the scenario's design, not the broker's latency.
+    if (scenario_ != Scenario::durable) {
+        report_.latency.record(recv_ns > sent_ns ? recv_ns - sent_ns : 0);
+    }
     last_recv_ns_ = progress_ns_ = recv_ns;
 }
 
 void Runner::on_acked(Client &c, uint16_t) {
-    if (is_subscriber(c.index()) || !traffic()) {
+    const size_t pub = size_t(c.index()) - subscribers_.size();
+    if (is_subscriber(c.index()) || !traffic() || pub >= publishers_.size()) {
         return;
     }
-    Publisher &p = publishers_[c.index() - subscribers_.size()];
+    Publisher &p = publishers_[pub];
     if (p.inflight > 0) {
         --p.inflight;
         ++p.acked;
     }
-    progress_ns_ = uv_hrtime();
+    last_ack_ns_ = progress_ns_ = uv_hrtime();
 }
 
 void Runner::on_failed(Client &c, const std::string &what) {
@@ -400,6 +470,12 @@ void Runner::advance() {
             }
             return;
         }
+        if (scenario_ == Scenario::durable) {
+            clients_[subscribers_[0].client]->disconnect();
+            progress_ns_ = now;
+            phase_ = Phase::parking;
+            return;
+        }
         if (traffic()) {
             start_traffic(now);
             return;
@@ -414,6 +490,20 @@ void Runner::advance() {
         phase_ = Phase::holding;
         return;
     }
+    case Phase::parking:
+        // The broker reads the subscriber's DISCONNECT before the FIN that closed its
+        // socket, but may read a publisher's first PUBLISH in the same turn as either; the
+        // pause makes the session offline before the first message, so that every message
+        // measured is one the broker had to store.
+        if (clients_[subscribers_[0].client]->state() == Client::State::closed) {
+            parked_ns_ = parked_ns_ != 0 ? parked_ns_ : now;
+            if (now - parked_ns_ >= kParkSettleNs) {
+                start_traffic(now);
+            }
+        } else if (now - progress_ns_ > kSetupStallNs) {
+            fail_run("set-up stalled: the subscriber's DISCONNECT did not complete");
+        }
+        return;
     case Phase::running:
         if (now - start_ns_ >= uint64_t(duration_s_ * 1e9)) {
             stop_ns_ = now;
@@ -422,18 +512,45 @@ void Runner::advance() {
         }
         return;
     case Phase::draining: {
-        bool complete = delivered_ >= [&] {
-            uint64_t expected = 0;
-            for (const Publisher &p : publishers_) {
-                expected += p.sent * subscribers_.size();
-            }
-            return expected;
-        }();
+        bool complete = delivered_ >= expected_copies();
         for (const Publisher &p : publishers_) {
             complete = complete && p.inflight == 0;
         }
-        if (complete || now - progress_ns_ > kDrainStallNs) {
+        if (!complete && now - progress_ns_ <= kDrainStallNs) {
+            return;
+        }
+        if (scenario_ != Scenario::durable) {
             stop_measuring(last_recv_ns_ > start_ns_ ? std::max(last_recv_ns_, stop_ns_) : now);
+            begin_closing();
+            return;
+        }
+        // durable: what is measured ends with the last PUBACK.
+        stop_measuring(last_ack_ns_ > start_ns_ ? std::max(last_ack_ns_, stop_ns_) : now);
+        if (options_.drain) {
+            resume_session(now);
+        } else {
+            begin_closing();
+        }
+        return;
+    }
+    case Phase::resuming: {
+        Client &c = *clients_[resumed_client_];
+        uint64_t acked = 0;
+        for (const Publisher &p : publishers_) {
+            acked += p.acked;
+        }
+        const uint64_t drained = delivered_ - delivered_before_resume_;
+        const uint64_t stall = c.ready() ? kDrainStallNs : kSetupStallNs;
+        if ((c.ready() && drained >= acked) || now - progress_ns_ > stall) {
+            report_.drained = drained;
+            report_.drain_s = drained != 0 ? double(last_recv_ns_ - resume_ns_) / 1e9
+                                           : double(now - resume_ns_) / 1e9;
+            if (drain_write_start_) {
+                // The deletes of the last acknowledgements may wait for the next commit.
+                if (std::optional<uint64_t> end = process_write_bytes(options_.broker_pid)) {
+                    report_.drain_write_bytes = *end - *drain_write_start_;
+                }
+            }
             begin_closing();
         }
         return;
@@ -469,6 +586,8 @@ void Runner::start_traffic(uint64_t now) {
     start_ns_ = now;
     progress_ns_ = now;
     broker_cpu_start_ = options_.broker_pid ? process_cpu_times(options_.broker_pid) : std::nullopt;
+    broker_write_start_ =
+        options_.broker_pid ? process_write_bytes(options_.broker_pid) : std::nullopt;
     load_cpu_start_ = own_cpu_seconds();
 }
 
@@ -481,6 +600,30 @@ void Runner::stop_measuring(uint64_t end_ns) {
         if (std::optional<CpuTimes> end = process_cpu_times(options_.broker_pid)) {
             report_.broker_cpu = *end - *broker_cpu_start_;
         }
+    }
+    if (broker_write_start_) {
+        if (std::optional<uint64_t> end = process_write_bytes(options_.broker_pid)) {
+            report_.broker_write_bytes = *end - *broker_write_start_;
+        }
+    }
+}
+
+// durable: reconnects the subscriber to the session it left, as a second client, so that
+// it receives every message queued while it was away.
+void Runner::resume_session(uint64_t now) {
+    phase_ = Phase::resuming;
+    resume_ns_ = progress_ns_ = now;
+    delivered_before_resume_ = delivered_;
+    drain_write_start_ =
+        options_.broker_pid ? process_write_bytes(options_.broker_pid) : std::nullopt;
+    resumed_client_ = uint32_t(clients_.size());
+    ClientOwner &owner = *this;
+    clients_.push_back(std::make_unique<Client>(loop_, owner, resumed_client_, version_));
+    const std::string id = "fmqb-" + nonce_ + "-" + std::to_string(subscribers_[0].client);
+    const int rc = clients_.back()->connect(reinterpret_cast<const sockaddr &>(address_), id,
+                                            kKeepAlive, {false, kSessionExpiry});
+    if (rc != 0) {
+        fail_run(std::string("reconnecting the subscriber: ") + uv_err_name(rc));
     }
 }
 
@@ -531,9 +674,12 @@ void Runner::pump(uint64_t now) {
             continue;
         }
         uint64_t allowed = kMaxBatch;
-        const uint64_t ahead = p.sent - slowest_delivered(p);
-        allowed =
-            std::min<uint64_t>(allowed, ahead < options_.window ? options_.window - ahead : 0);
+        // The durable scenario's subscriber is away; only the in-flight window holds back.
+        if (scenario_ != Scenario::durable) {
+            const uint64_t ahead = p.sent - slowest_delivered(p);
+            allowed =
+                std::min<uint64_t>(allowed, ahead < options_.window ? options_.window - ahead : 0);
+        }
         if (options_.qos > 0) {
             allowed = std::min<uint64_t>(allowed, options_.inflight - p.inflight);
         }
@@ -631,13 +777,27 @@ std::optional<double> per_second(double count, double seconds) {
     return seconds > 0 ? std::optional<double>(count / seconds) : std::nullopt;
 }
 
-// Broker CPU seconds (all of it, or one part) per million messages delivered.
+// The messages a run's rate counts: copies delivered, or for the durable scenario, whose
+// subscriber is away, PUBLISHes the broker acknowledged (and so had stored).
+uint64_t measured_messages(const Report &r) {
+    return r.scenario == "durable" ? r.acked : r.delivered;
+}
+
+// Broker CPU seconds (all of it, or one part) per million measured messages.
 std::optional<double> cpu_per_million(const Report &r, double CpuTimes::*part = nullptr) {
-    if (!r.broker_cpu || r.delivered == 0) {
+    if (!r.broker_cpu || measured_messages(r) == 0) {
         return std::nullopt;
     }
     const double seconds = part ? (*r.broker_cpu).*part : r.broker_cpu->total();
-    return seconds / (double(r.delivered) / 1e6);
+    return seconds / (double(measured_messages(r)) / 1e6);
+}
+
+// Bytes the broker wrote to storage per measured message: its write amplification.
+std::optional<double> write_bytes_per_message(const Report &r) {
+    if (!r.broker_write_bytes || measured_messages(r) == 0) {
+        return std::nullopt;
+    }
+    return double(*r.broker_write_bytes) / double(measured_messages(r));
 }
 
 std::optional<double> rss_per_connection(const Report &r) {
@@ -682,7 +842,10 @@ std::string to_json(const Report &r) {
     field("lost", count(r.lost));
     field("reordered", count(r.reordered));
     field("foreign", count(r.foreign));
-    field("msgs_per_s", json_number(per_second(double(r.delivered), r.interval_s)));
+    field("drained", r.drained ? count(*r.drained) : "null");
+    field("drain_s", json_number(r.drained ? std::optional<double>(r.drain_s) : std::nullopt));
+    field("drain_write_bytes", r.drain_write_bytes ? count(*r.drain_write_bytes) : "null");
+    field("msgs_per_s", json_number(per_second(double(measured_messages(r)), r.interval_s)));
     field("publish_rate", json_number(per_second(double(r.published), r.interval_s)));
     field("latency_p50_us", json_number(us(0.50)));
     field("latency_p99_us", json_number(us(0.99)));
@@ -709,6 +872,8 @@ std::string to_json(const Report &r) {
     field("rss_before_kb", json_number(rss(r.rss_before_kb)));
     field("rss_after_kb", json_number(rss(r.rss_after_kb)));
     field("rss_per_connection_bytes", json_number(rss_per_connection(r), "%.0f"));
+    field("broker_write_bytes", r.broker_write_bytes ? count(*r.broker_write_bytes) : "null");
+    field("write_bytes_per_msg", json_number(write_bytes_per_message(r), "%.1f"));
     field("error", r.error.empty() ? "null" : json_string(r.error));
     return j + "}";
 }
@@ -730,6 +895,12 @@ std::string human_line(const Report &r) {
         std::snprintf(text, sizeof text, "; load %.2f CPU-s", r.load_cpu_s);
         return s + text;
     };
+    char rate[64];
+    if (r.rate_target > 0) {
+        std::snprintf(rate, sizeof rate, "at %.0f msg/s", r.rate_target);
+    } else {
+        std::snprintf(rate, sizeof rate, "flat out");
+    }
     if (r.scenario == "connect" || r.scenario == "idle") {
         std::snprintf(text, sizeof text,
                       "%s %" PRIu64 " connections: %" PRIu64 " connected, %" PRIu64 " failed",
@@ -751,13 +922,33 @@ std::string human_line(const Report &r) {
                 line += text;
             }
         }
-    } else {
-        char rate[64];
-        if (r.rate_target > 0) {
-            std::snprintf(rate, sizeof rate, "at %.0f msg/s", r.rate_target);
-        } else {
-            std::snprintf(rate, sizeof rate, "flat out");
+    } else if (r.scenario == "durable") {
+        std::snprintf(text, sizeof text,
+                      "durable qos%d MQTT %s %u->1 offline session %uB %s: %" PRIu64
+                      " published, %" PRIu64 " acked in %.2f s = %.0f msg/s",
+                      r.qos, r.protocol.c_str(), r.publishers, r.payload, rate, r.published,
+                      r.acked, r.interval_s, per_second(double(r.acked), r.interval_s).value_or(0));
+        line = text;
+        if (r.drained) {
+            std::snprintf(text, sizeof text,
+                          "; resumed: %" PRIu64 " drained in %.2f s, %" PRIu64 " lost, %" PRIu64
+                          " reordered",
+                          *r.drained, r.drain_s, r.lost, r.reordered);
+            line += text;
+            if (r.drain_write_bytes && *r.drained != 0) {
+                std::snprintf(text, sizeof text, " (broker wrote %.0f bytes per message drained)",
+                              double(*r.drain_write_bytes) / double(*r.drained));
+                line += text;
+            }
         }
+        if (r.broker_write_bytes) {
+            std::snprintf(text, sizeof text, "; broker wrote %.1f MB = %.0f bytes per message",
+                          double(*r.broker_write_bytes) / 1e6,
+                          write_bytes_per_message(r).value_or(0));
+            line += text;
+        }
+        line += cpu(); // after the append: cpu() reuses `text`
+    } else {
         std::snprintf(text, sizeof text,
                       "%s qos%d MQTT %s %u->%u %uB %s: %" PRIu64 " published, %" PRIu64
                       " delivered, %" PRIu64 " lost, %" PRIu64 " reordered in %.2f s = %.0f msg/s",
@@ -794,6 +985,9 @@ std::optional<Scenario> parse_scenario(const std::string &name) {
     }
     if (name == "idle") {
         return Scenario::idle;
+    }
+    if (name == "durable") {
+        return Scenario::durable;
     }
     return std::nullopt;
 }
@@ -846,8 +1040,17 @@ int run(const Options &options) {
     if (*scenario == Scenario::idle && options.broker_pid == 0) {
         return refuse("the idle scenario needs --broker-pid to read the broker's RSS");
     }
+    if (*scenario == Scenario::durable && options.qos != 1) {
+        return refuse("the durable scenario measures QoS 1 messages that the broker stores for "
+                      "an offline session before acknowledging them: pass --qos 1");
+    }
     if (options.broker_pid != 0 && !process_cpu_times(options.broker_pid)) {
         return refuse("cannot read /proc/" + std::to_string(options.broker_pid) + "/stat");
+    }
+    if (*scenario == Scenario::durable && options.broker_pid != 0 &&
+        !process_write_bytes(options.broker_pid)) {
+        return refuse("cannot read /proc/" + std::to_string(options.broker_pid) +
+                      "/io for the broker's storage writes");
     }
     mqtt::Version version;
     if (options.protocol == "3.1.1") {

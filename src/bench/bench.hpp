@@ -6,9 +6,11 @@
 //   latency  N publishers -> 1 subscriber at a fixed rate (20,000 msg/s by default)
 //   connect  N connections, `concurrency` of them connecting at a time
 //   idle     N idle connections held open; the broker's RSS growth per connection
+//   durable  N publishers -> 1 persistent session that is offline, QoS 1: PUBACKs/s of
+//            messages the broker must store before acknowledging, and the bytes it wrote
 // Every payload carries its publisher's id, a sequence number and a send timestamp, so the
 // subscribers count loss and reordering per publisher and measure latency. With the
-// broker's PID the run also reads the broker's CPU time and RSS from /proc.
+// broker's PID the run also reads the broker's CPU time, RSS and storage writes from /proc.
 #pragma once
 
 #include <cstdint>
@@ -21,9 +23,9 @@ namespace ferrymq::bench {
 struct Options {
     std::string host = "127.0.0.1";
     uint16_t port = 1883;
-    std::string scenario = "fanin";  // fanin, fanout, latency, connect, idle
-    std::optional<uint32_t> clients; // publishers (fanin, latency), subscribers (fanout),
-                                     // connections (connect, idle)
+    std::string scenario = "fanin";  // fanin, fanout, latency, connect, idle, durable
+    std::optional<uint32_t> clients; // publishers (fanin, latency, durable), subscribers
+                                     // (fanout), connections (connect, idle)
     int qos = 0;                     // 0 or 1, for publishing and subscribing
     uint32_t payload = 64;           // bytes per message, at least 20 (id, sequence, time)
     std::optional<double> duration;  // seconds of traffic, or of holding (idle)
@@ -35,6 +37,8 @@ struct Options {
                                      // subscriber (end-to-end flow control)
     uint32_t inflight = 64;          // QoS 1 PUBLISHes a publisher may have unacknowledged
     uint32_t concurrency = 100;      // connections being set up at once
+    bool drain = true;               // durable: resume the session afterwards and count that
+                                     // every acknowledged message was queued
 };
 
 // Runs one scenario and prints its result (human line on stdout, or with `json` the JSON

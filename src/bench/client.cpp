@@ -31,9 +31,11 @@ Client::~Client() {
     }
 }
 
-int Client::connect(const sockaddr &address, std::string client_id, uint16_t keep_alive) {
+int Client::connect(const sockaddr &address, std::string client_id, uint16_t keep_alive,
+                    SessionOptions session) {
     client_id_ = std::move(client_id);
     keep_alive_ = keep_alive;
+    session_ = session;
     const int rc = uv_tcp_connect(&connect_req_, &handle_, &address, [](uv_connect_t *req, int s) {
         static_cast<Client *>(req->data)->on_connect(s);
     });
@@ -68,9 +70,13 @@ void Client::on_connect(int status) {
     }
     mqtt::Connect connect;
     connect.version = version_;
-    connect.clean_start = true;
+    connect.clean_start = session_.clean_start;
     connect.keep_alive = keep_alive_;
     connect.client_id = client_id_;
+    if (version_ == mqtt::Version::v5 && session_.expiry_seconds != 0) {
+        // Without it a 5.0 session ends with its connection, whatever Clean Start says.
+        connect.properties.session_expiry_interval = session_.expiry_seconds;
+    }
     state_ = State::awaiting_connack;
     send(connect);
 }
@@ -267,6 +273,7 @@ bool Client::handle(mqtt::Packet &&packet, uint64_t recv_ns) {
             return false;
         }
         state_ = State::ready;
+        session_present_ = connack->session_present;
         owner_.on_connected(*this);
         return true;
     }

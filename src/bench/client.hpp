@@ -48,6 +48,13 @@ class ClientOwner {
     ~ClientOwner() = default;
 };
 
+// The session a CONNECT asks for: a clean one (every scenario but durable), or a persistent
+// one that outlives the connection, to be resumed by a later CONNECT with the same id.
+struct SessionOptions {
+    bool clean_start = true;     // Clean Start (5.0), clean session (3.1.1)
+    uint32_t expiry_seconds = 0; // 5.0 Session Expiry Interval; 3.1.1 has none to send
+};
+
 class Client final {
   public:
     enum class State : uint8_t {
@@ -68,7 +75,8 @@ class Client final {
 
     // Starts the TCP connect; CONNECT follows on success. Returns a libuv error (0 = ok);
     // on error the client has started closing itself and on_closed() follows.
-    int connect(const sockaddr &address, std::string client_id, uint16_t keep_alive);
+    int connect(const sockaddr &address, std::string client_id, uint16_t keep_alive,
+                SessionOptions session = {});
     // Queues a SUBSCRIBE for one filter.
     void subscribe(const std::string &filter, uint8_t qos);
     // Queues any packet.
@@ -87,6 +95,8 @@ class Client final {
     uint32_t index() const { return index_; }
     State state() const { return state_; }
     bool ready() const { return state_ == State::ready; }
+    // Whether the CONNACK said the broker resumed a session it kept for this client id.
+    bool session_present() const { return session_present_; }
     // Bytes queued or being written: the sender's own backlog.
     size_t pending_bytes() const { return out_.size() + writing_.size(); }
 
@@ -112,9 +122,11 @@ class Client final {
     bool write_in_flight_ = false;
     bool dirty_ = false;
     bool failed_ = false;
+    bool session_present_ = false;
     uint16_t next_packet_id_ = 0;
     std::string client_id_;
     uint16_t keep_alive_ = 0;
+    SessionOptions session_;
     net::ReadBuffer in_;           // bytes not yet cut into frames
     std::vector<uint8_t> out_;     // encoded this turn, not yet written
     std::vector<uint8_t> writing_; // owned by the write in flight

@@ -99,6 +99,18 @@ std::optional<uint64_t> process_rss_kb(int pid) {
     return std::nullopt;
 }
 
+std::optional<uint64_t> process_write_bytes(int pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/io");
+    std::string line;
+    while (std::getline(in, line)) {
+        // "write_bytes: 1234"; "cancelled_write_bytes:" does not start with the same name.
+        if (line.rfind("write_bytes:", 0) == 0) {
+            return std::stoull(line.substr(12));
+        }
+    }
+    return std::nullopt;
+}
+
 double own_cpu_seconds() {
     rusage usage{};
     getrusage(RUSAGE_SELF, &usage);

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // What the load generator measures besides counting messages: a latency histogram, the
-// broker's CPU time and resident memory read from /proc, and the open-file limit that
-// 10,000 client sockets need. Plain values and free functions; no I/O except /proc reads.
+// broker's CPU time, resident memory and storage writes read from /proc, and the open-file
+// limit that 10,000 client sockets need. Plain values and free functions; the only I/O is
+// reading /proc.
 #pragma once
 
 #include <array>
@@ -51,6 +52,13 @@ std::optional<CpuTimes> process_cpu_times(int pid);
 
 // Resident set size of a process in kilobytes (VmRSS in /proc/PID/status); empty if unknown.
 std::optional<uint64_t> process_rss_kb(int pid);
+
+// Bytes process `pid` has caused to be written to storage (write_bytes in /proc/PID/io);
+// empty if the process is gone or the file cannot be read (another user's process). The
+// kernel counts a page when the process dirties it in the page cache, so rewriting a page
+// that is still waiting for writeback costs nothing more, while an fsync'ed page that is
+// written again counts again: close to what the device receives, in 4 KiB units.
+std::optional<uint64_t> process_write_bytes(int pid);
 
 // CPU seconds this process has used (getrusage), to show when the generator is the limit.
 double own_cpu_seconds();
