@@ -440,8 +440,7 @@ void Bridge::on_upstream_publish(mqtt::Publish &&publish) {
     broker_.on_packet(*this, std::move(publish), now);
 }
 
-void Bridge::remember_forward(std::string_view topic, std::string_view payload,
-                              uint64_t now_ms) {
+void Bridge::remember_forward(std::string_view topic, std::string_view payload, uint64_t now_ms) {
     const uint64_t h = message_hash(topic, payload);
     recent_up_.emplace_back(h, now_ms);
     ++recent_count_[h];

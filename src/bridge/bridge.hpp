@@ -22,22 +22,22 @@
 #include <cstdint>
 #include <deque>
 #include <map>
-#include <unordered_map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace ferrymq::bridge {
 
 // Counters of one bridge, for $SYS and the stop log line.
 struct BridgeStats {
-    uint64_t sent = 0;         // PUBLISHes sent upstream (resends included)
-    uint64_t acknowledged = 0; // acknowledged by the upstream (or sent at QoS 0)
-    uint64_t received = 0;     // PUBLISHes from upstream published locally
-    uint64_t refused = 0;      // permanently refused by the upstream (dead-lettered)
-    uint64_t retried = 0;      // refused with a retryable reason: reconnect and resend
-    uint64_t too_large = 0;    // above the upstream's Maximum Packet Size: dropped
-    uint64_t alias_hits = 0;   // PUBLISHes sent upstream with only a topic alias
+    uint64_t sent = 0;           // PUBLISHes sent upstream (resends included)
+    uint64_t acknowledged = 0;   // acknowledged by the upstream (or sent at QoS 0)
+    uint64_t received = 0;       // PUBLISHes from upstream published locally
+    uint64_t refused = 0;        // permanently refused by the upstream (dead-lettered)
+    uint64_t retried = 0;        // refused with a retryable reason: reconnect and resend
+    uint64_t too_large = 0;      // above the upstream's Maximum Packet Size: dropped
+    uint64_t alias_hits = 0;     // PUBLISHes sent upstream with only a topic alias
     uint64_t echoes_dropped = 0; // 3.1.1: our own forwards coming back down, dropped
     // Properties a 3.1.1 uplink cannot carry, dropped per kind: user properties, message
     // expiry, content type, response topic, correlation data, payload format indicator.
@@ -84,6 +84,8 @@ class Bridge final : public broker::Link, private UplinkOwner {
     uint16_t inflight_window() const override { return window_; }
     uint32_t queue_max_messages() const override { return config_.queue_max_messages; }
     uint64_t queue_max_bytes() const override { return config_.queue_max_bytes; }
+    uint32_t queue_max_age() const override { return config_.queue_max_age; }
+    bool queue_refuses_when_full() const override { return config_.queue_refuse_when_full; }
 
   private:
     // UplinkOwner
@@ -128,8 +130,8 @@ class Bridge final : public broker::Link, private UplinkOwner {
     std::string state_published_; // last value of $SYS/bridges/<name>/state
     uint64_t next_health_ms_ = 0;
     std::map<std::string, std::string> health_published_; // topic -> last value
-    std::deque<std::pair<uint64_t, uint64_t>> recent_up_;  // (hash, loop ms) in send order
-    std::unordered_map<uint64_t, uint32_t> recent_count_;  // hash -> entries in recent_up_
+    std::deque<std::pair<uint64_t, uint64_t>> recent_up_; // (hash, loop ms) in send order
+    std::unordered_map<uint64_t, uint32_t> recent_count_; // hash -> entries in recent_up_
 };
 
 } // namespace ferrymq::bridge

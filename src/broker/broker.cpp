@@ -62,6 +62,7 @@ MessagePtr make_message(std::string &&topic, std::string &&payload, uint8_t qos,
         m->expiry_ms = now_ms + uint64_t{*interval} * 1000;
     }
     m->origin_client_id = origin;
+    m->created_ms = static_cast<int64_t>(now_ms);
     return m;
 }
 
@@ -457,6 +458,9 @@ void Broker::accept_connect(Client &c, mqtt::Connect &&connect, mqtt::Connack &&
     session->window = c.link->inflight_window();
     session->queue_max_messages = c.link->queue_max_messages();
     session->queue_max_bytes = c.link->queue_max_bytes();
+    session->queue_max_age_s = c.link->queue_max_age();
+    session->refuse_when_full = c.link->queue_refuses_when_full();
+    any_refusing_queue_ = any_refusing_queue_ || session->refuse_when_full;
     sync_persisted(*session);
     ++connected_[version_index(c.version)];
 
@@ -664,6 +668,23 @@ void Broker::on_committed() {
     }
 }
 
+bool Broker::blocked_by_full_queue(const std::string &topic, const std::string &origin,
+                                   uint8_t qos) {
+    bool blocked = false;
+    tree_.match(topic, [&](Session *s, const SubscriptionOptions &o) {
+        if (!s->refuse_when_full || std::min(qos, o.qos) == 0 ||
+            (o.no_local && s->client_id() == origin)) {
+            return;
+        }
+        const uint32_t max_messages =
+            s->queue_max_messages != 0 ? s->queue_max_messages : settings_.max_queued_messages;
+        const uint64_t max_bytes =
+            s->queue_max_bytes != 0 ? s->queue_max_bytes : settings_.max_queued_bytes;
+        blocked = blocked || s->queue.size() >= max_messages || s->queued_bytes >= max_bytes;
+    });
+    return blocked;
+}
+
 bool Broker::reaches_persistent_session(const std::string &topic, const std::string &origin,
                                         uint8_t qos) {
     bool found = false;
@@ -829,6 +850,15 @@ void Broker::handle_publish(Client &c, mqtt::Publish &&publish, uint64_t now_ms)
         }
         return fail(c, Reason::quota_exceeded, "message store full");
     }
+    if (qos != 0 && any_refusing_queue_ &&
+        blocked_by_full_queue(publish.topic, s.client_id(), qos)) {
+        ++stats_.refused_queue_full;
+        if (c.version == Version::v5) {
+            return refuse_publish(c, qos, packet_id, Reason::quota_exceeded,
+                                  "a bridge queue this message is bound for is full");
+        }
+        return fail(c, Reason::quota_exceeded, "a bridge queue is full");
+    }
     const uint64_t changes_before = store_ != nullptr ? store_->changes() : 0;
     const size_t receivers = publish_message(
         make_message(std::move(publish.topic), std::move(publish.payload), qos, publish.retain,
@@ -966,7 +996,10 @@ void Broker::deliver(Session &s, Delivery &&d, uint64_t now_ms) {
     }
     const uint16_t id = s.next_packet_id();
     if (transmit(s, *c, d, id, false, now_ms)) {
-        if (d.store_id != 0) {
+        if (d.store_id != 0 && d.qos == 2) {
+            // Only QoS 2 needs its packet id back after a crash [MQTT-4.3.3]: a QoS 1
+            // message is resent under a new id, which at-least-once allows, and not
+            // recording the id saves one write per message.
             store_->message_sent(d.store_id, id, false);
         }
         s.inflight.add(id, Inflight{std::move(d), false});
@@ -1027,8 +1060,8 @@ void Broker::pump(Session &s, uint64_t now_ms) {
         }
         const uint16_t id = s.next_packet_id();
         if (transmit(s, *c, d, id, false, now_ms)) {
-            if (d.store_id != 0) {
-                store_->message_sent(d.store_id, id, false);
+            if (d.store_id != 0 && d.qos == 2) {
+                store_->message_sent(d.store_id, id, false); // see deliver()
             }
             s.inflight.add(id, Inflight{std::move(d), false});
         } else {
@@ -1041,6 +1074,11 @@ bool Broker::transmit(Session &s, Client &c, const Delivery &d, uint16_t packet_
                       uint64_t now_ms) {
     const Message &m = *d.message;
     mqtt::PublishRef ref;
+    if (s.queue_max_age_s != 0 &&
+        static_cast<int64_t>(now_ms) - m.created_ms > int64_t{s.queue_max_age_s} * 1000) {
+        ++stats_.dropped_max_age; // waited longer than its queue allows
+        return false;
+    }
     if (m.expiry_ms != 0) {
         if (now_ms >= m.expiry_ms) {
             ++stats_.dropped_expired; // [MQTT-3.3.2-5]

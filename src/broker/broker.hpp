@@ -83,6 +83,8 @@ struct BrokerStats {
     uint64_t refused_store_full = 0;      // QoS 1/2 PUBLISHes refused: the store is full
     uint64_t dropped_store_full = 0;      // queued messages dropped to make room in the store
     uint64_t deferred_acks = 0;           // PUBACK/PUBREC held until their commit
+    uint64_t dropped_max_age = 0;         // queued longer than the session's max_age
+    uint64_t refused_queue_full = 0;      // QoS 1/2 PUBLISHes refused: a refusing queue is full
     // Non-success reason codes the broker sent (CONNACK, DISCONNECT, PUBACK, PUBREC, PUBREL,
     // PUBCOMP, SUBACK, UNSUBACK), indexed by value.
     std::array<uint64_t, 256> reasons_sent{};
@@ -230,6 +232,9 @@ class Broker {
     // `durable` (its handling changed durable state) or when an earlier one is held.
     void ack_publish(Client &c, uint8_t qos, uint16_t packet_id, mqtt::Reason reason, bool durable,
                      std::string_view why = {});
+    // Whether a QoS 1/2 message on `topic` would go to a session whose queue is full and
+    // refuses rather than drops (a bridge with queue.full_policy refuse).
+    bool blocked_by_full_queue(const std::string &topic, const std::string &origin, uint8_t qos);
     // Whether a QoS 1/2 message on `topic` would be stored for some persistent session.
     bool reaches_persistent_session(const std::string &topic, const std::string &origin,
                                     uint8_t qos);
@@ -304,8 +309,9 @@ class Broker {
     uint64_t started_ms_ = 0;                             // loop clock at the first tick
     uint64_t next_sys_ms_ = 0;                            // when publish_sys() runs next
     std::unordered_map<std::string, std::string> sys_published_; // $SYS topic -> last value
-    Persistence *store_ = nullptr;                               // not owned; null = none
-    std::vector<DeferredAck> deferred_acks_;                     // in the order they were held
+    bool any_refusing_queue_ = false;        // a session with refuse_when_full was ever attached
+    Persistence *store_ = nullptr;           // not owned; null = none
+    std::vector<DeferredAck> deferred_acks_; // in the order they were held
 };
 
 } // namespace ferrymq::broker

@@ -55,6 +55,11 @@ class Link {
     virtual uint16_t inflight_window() const { return 0; }
     virtual uint32_t queue_max_messages() const { return 0; }
     virtual uint64_t queue_max_bytes() const { return 0; }
+    // Seconds a message may wait in the queue before it is dropped, 0 = no limit.
+    virtual uint32_t queue_max_age() const { return 0; }
+    // When the queue is full: true refuses new QoS 1/2 PUBLISHes bound for it (0x97),
+    // false drops the oldest queued message.
+    virtual bool queue_refuses_when_full() const { return false; }
 
   protected:
     ~Link() = default;

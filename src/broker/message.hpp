@@ -19,6 +19,8 @@ struct Message {
     uint8_t qos = 0;              // QoS it was published with
     bool retain = false;          // retain flag as published
     uint64_t expiry_ms = 0;       // loop-clock deadline in ms, 0 = never expires
+    int64_t created_ms = 0;       // loop-clock ms when the broker received it (negative:
+                                  // before this run's clock began), for queue max_age
     std::string origin_client_id; // publisher, for No Local
 };
 

@@ -178,6 +178,8 @@ class Session {
     uint16_t window = 0;
     uint32_t queue_max_messages = 0;
     uint64_t queue_max_bytes = 0;
+    uint32_t queue_max_age_s = 0;  // seconds a queued message may wait, 0 = no limit
+    bool refuse_when_full = false; // full queue: refuse new messages instead of dropping
 
     // Set during one publish's fan-out to merge overlapping subscriptions.
     uint64_t match_epoch = 0;

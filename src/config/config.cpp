@@ -718,9 +718,18 @@ BridgeConfig read_bridge(const Reader &reader, const Value &item,
         b.topic_aliases = reader.boolean(*v);
     }
     if (auto v = s.get("queue")) {
-        Section qs = reader.section(*v, {"max_messages", "max_bytes"});
+        Section qs = reader.section(*v, {"max_messages", "max_bytes", "max_age", "full_policy"});
         read_integer(reader, qs, "max_messages", 1, UINT32_MAX, b.queue_max_messages);
         read_integer(reader, qs, "max_bytes", 1, UINT64_MAX >> 1, b.queue_max_bytes);
+        read_integer(reader, qs, "max_age", 0, UINT32_MAX, b.queue_max_age);
+        if (auto p = qs.get("full_policy")) {
+            const std::string name = reader.string(*p);
+            if (name != "drop_oldest" && name != "refuse") {
+                reader.fail(*p,
+                            "unknown full_policy '" + name + "'; expected drop_oldest or refuse");
+            }
+            b.queue_refuse_when_full = name == "refuse";
+        }
     }
     if (auto v = s.get("dead_letter_topic")) {
         b.dead_letter_topic = reader.string(*v);

@@ -191,6 +191,8 @@ struct BridgeConfig {
     bool topic_aliases = true;               // 5.0: assign aliases within the upstream's maximum
     uint32_t queue_max_messages = 1'000'000; // queued while the uplink is down or slow
     uint64_t queue_max_bytes = 256ull << 20; // payload bytes queued
+    uint32_t queue_max_age = 0;              // seconds a message may wait, 0 = no limit
+    bool queue_refuse_when_full = false;     // full: refuse new (0x97) instead of drop oldest
     std::string dead_letter_topic;           // local topic for permanently refused messages;
                                              // empty: dropped (and counted)
     std::vector<ForwardRule> forward;

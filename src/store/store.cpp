@@ -14,7 +14,7 @@ namespace {
 
 // The schema this build writes. Each migration takes the database from version N-1 to N
 // inside one transaction; PRAGMA user_version records where a file stands.
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
 const char *const kMigrations[kSchemaVersion] = {
     // 1: retained messages and persistent sessions. Messages are stored as the MQTT 5.0
@@ -41,6 +41,9 @@ const char *const kMigrations[kSchemaVersion] = {
     "CREATE TABLE inbound_qos2 ("
     "  client_id TEXT NOT NULL, packet_id INTEGER NOT NULL,"
     "  PRIMARY KEY (client_id, packet_id)) WITHOUT ROWID;",
+    // 2: when each queued message was received (wall-clock ms), for queue max_age; rows
+    // from version 1 count as received when they are read back.
+    "ALTER TABLE messages ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0;",
 };
 
 // A message as the PUBLISH frame it is stored as: its own QoS and retain flag, its
@@ -276,7 +279,7 @@ bool Store::prepare_statements() {
         {&subscription_delete_, "DELETE FROM subscriptions WHERE client_id = ? AND filter = ?"},
         {&message_add_,
          "INSERT INTO messages (id, client_id, frame, expires_at, origin, qos, retain, "
-         "packet_id, released) VALUES (?,?,?,?,?,?,?,?,?)"},
+         "packet_id, released, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)"},
         {&message_sent_, "UPDATE messages SET packet_id = ?, released = ? WHERE id = ?"},
         {&message_delete_, "DELETE FROM messages WHERE id = ?"},
         {&qos2_add_, "INSERT OR IGNORE INTO inbound_qos2 (client_id, packet_id) VALUES (?,?)"},
@@ -383,7 +386,7 @@ bool Store::load(std::vector<broker::MessagePtr> &retained,
         return false;
     }
     st = db_.prepare("SELECT id, client_id, frame, expires_at, origin, qos, retain, packet_id, "
-                     "released FROM messages ORDER BY id",
+                     "released, created_at FROM messages ORDER BY id",
                      &rc);
     size_t message_count = 0;
     while (st && (rc = st.step()) == SQLITE_ROW) {
@@ -401,6 +404,9 @@ bool Store::load(std::vector<broker::MessagePtr> &retained,
         }
         m->expiry_ms = to_loop(st.column_int(3));
         m->origin_client_id = st.column_text(4);
+        const int64_t created = st.column_int(9);
+        m->created_ms = created != 0 ? created - options_.wall_minus_loop_ms
+                                     : static_cast<int64_t>(now_loop_ms);
         r.id = id;
         r.message = std::move(m);
         r.qos = static_cast<uint8_t>(st.column_int(5));
@@ -612,6 +618,7 @@ bool Store::apply(Op &op) {
         message_add_.bind(7, op.retain ? 1 : 0);
         message_add_.bind(8, op.a);
         message_add_.bind(9, op.b);
+        message_add_.bind(10, m.created_ms + options_.wall_minus_loop_ms);
         rc = message_add_.run();
         break;
     }

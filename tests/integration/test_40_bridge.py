@@ -338,3 +338,49 @@ def test_check_config_names_the_line_of_a_bad_rule(run_ferrymq, tmp_path):
     assert r.returncode != 0
     assert re.search(r"bad\.yaml:\d+:\d+: \{2\} in 'b/\{2\}' but the filter 'a/\+' has only 1",
                      r.stderr), r.stderr
+
+
+def test_queue_max_age_drops_what_waited_too_long(start_broker, clients, mosquitto, proxy):
+    m = mosquitto()
+    px = proxy(m.port)
+    b = start_broker(config_text=bridge_config(px.port, subscribe=" []",
+                                               queue="    queue: {max_age: 1}\n"))
+    wait_state(clients, b, "b40", "online")
+    up_sub = clients.raw(m, V5)
+    up_sub.connect("a-sub")
+    up_sub.subscribe("up40/#", qos=1)
+    px.cut()
+    wait_state(clients, b, "b40", "backoff")
+    pub = clients.raw(b, V5)
+    pub.connect("a-pub")
+    for i in range(3):
+        pub.publish("f40/old", b"%07d" % i, qos=1)
+    time.sleep(1.5)  # the waiting itself is what is tested
+    for i in range(3, 5):
+        pub.publish("f40/new", b"%07d" % i, qos=1)
+    px.restore()
+    assert collect(up_sub, 2) == [3, 4]
+    assert up_sub.barrier() == []
+
+
+def test_queue_full_policy_refuse_answers_quota_exceeded(start_broker, clients, mosquitto,
+                                                         proxy):
+    m = mosquitto()
+    px = proxy(m.port)
+    b = start_broker(config_text=bridge_config(
+        px.port, subscribe=" []", queue="    queue: {max_messages: 3, full_policy: refuse}\n"))
+    wait_state(clients, b, "b40", "online")
+    up_sub = clients.raw(m, V5)
+    up_sub.connect("r-sub")
+    up_sub.subscribe("up40/#", qos=1)
+    px.cut()
+    wait_state(clients, b, "b40", "backoff")
+    pub = clients.raw(b, V5)
+    pub.connect("r-pub")
+    reasons = []
+    for i in range(5):
+        pid = pub.publish("f40/r", b"%07d" % i, qos=1, complete=False)
+        reasons.append(pub.expect(PUBACK, pid).reason)
+    assert reasons == [0, 0, 0, 0x97, 0x97]
+    px.restore()
+    assert collect(up_sub, 3) == [0, 1, 2]

@@ -499,3 +499,41 @@ TEST_CASE("store: a schema newer than this build is refused, not overwritten") {
     CHECK_FALSE(s.open(options));
     std::fclose(null);
 }
+
+TEST_CASE("store: a version 1 database is migrated, and its queued messages kept") {
+    Fixture f;
+    MemoryLink &sub = f.connect("sub", Version::v5, false, 3600);
+    f.subscribe(sub, "q", 1);
+    f.close(sub);
+    MemoryLink &pub = f.connect("pub");
+    f.publish(pub, "q", "from v1", 1);
+    f.commit();
+    f.links.clear();
+    f.broker.reset();
+    f.store.reset();
+    {
+        // Turn the file back into what version 1 wrote.
+        sqlite3 *db = nullptr;
+        REQUIRE(sqlite3_open((f.dir.path + "/ferrymq.db").c_str(), &db) == SQLITE_OK);
+        REQUIRE(sqlite3_exec(db,
+                             "ALTER TABLE messages DROP COLUMN created_at; PRAGMA user_version=1",
+                             nullptr, nullptr, nullptr) == SQLITE_OK);
+        sqlite3_close(db);
+    }
+    f.start();
+    MemoryLink &back = f.connect("sub", Version::v5, false, 3600);
+    CHECK(back.payloads() == std::vector<std::string>{"from v1"});
+    // The store holds the exclusive lock: read the version once it is closed.
+    f.links.clear();
+    f.broker.reset();
+    f.store.reset();
+    sqlite3 *db = nullptr;
+    sqlite3_stmt *st = nullptr;
+    REQUIRE(sqlite3_open((f.dir.path + "/ferrymq.db").c_str(), &db) == SQLITE_OK);
+    REQUIRE(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+    CHECK(sqlite3_column_int(st, 0) == 2);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    f.start(); // the fixture's destructor expects a running store
+}
