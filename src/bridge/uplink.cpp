@@ -293,6 +293,7 @@ void Uplink::handle(mqtt::Packet &&packet) {
         }
         ++reconnects_;
         attempt_ = 0;
+        online_since_ms_ = uv_now(&loop_);
         logged_reason_.clear();
         set_state(State::online);
         uv_timer_start(
@@ -327,6 +328,14 @@ void Uplink::on_timer() {
              std::to_string(kConnectTimeoutMs / 1000) + " s");
         return;
     case State::online:
+        if (address_index_ != 0 && config_.failback != 0 &&
+            now - online_since_ms_ >= uint64_t{config_.failback} * 1000) {
+            // On a backup for long enough: try the first address again (if it is still
+            // down, the next failure moves on to the backup once more).
+            address_index_ = 0;
+            fail("failing back to the first address " + current_address());
+            return;
+        }
         if (keep_alive_ != 0) {
             // A link that delivers nothing for 1.5 x keep-alive is half-open [MQTT-3.1.2-22
             // applied to ourselves]: our PINGREQ after keep-alive got no answer.

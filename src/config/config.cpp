@@ -639,8 +639,8 @@ BridgeConfig read_bridge(const Reader &reader, const Value &item,
                          const std::vector<BridgeConfig> &earlier) {
     Section s = reader.section(item, {"name", "address", "addresses", "client_id", "username",
                                       "password", "keep_alive", "clean_start", "session_expiry",
-                                      "protocol", "backoff", "window", "topic_aliases", "queue",
-                                      "dead_letter_topic", "forward", "subscribe"});
+                                      "protocol", "backoff", "failback", "window", "topic_aliases",
+                                      "queue", "dead_letter_topic", "forward", "subscribe"});
     BridgeConfig b;
     b.line = item.mark.line + 1;
     auto name = s.get("name");
@@ -713,6 +713,7 @@ BridgeConfig read_bridge(const Reader &reader, const Value &item,
             reader.fail(*v, "backoff.max must not be below backoff.min");
         }
     }
+    read_integer(reader, s, "failback", 0, 86400 * 365, b.failback);
     read_integer(reader, s, "window", 1, 65535, b.window);
     if (auto v = s.get("topic_aliases")) {
         b.topic_aliases = reader.boolean(*v);

@@ -179,16 +179,18 @@ struct BridgeConfig {
     std::string client_id;           // default "ferrymq-<name>"
     std::optional<std::string> username;
     std::optional<std::string> password;
-    uint16_t keep_alive = 60;                // seconds
-    bool clean_start = false;                // upstream session: keep it across reconnects
-    uint32_t session_expiry = 3600;          // 5.0 upstream Session Expiry Interval, seconds
-    bool v5 = true;                          // protocol "5" (default) or "3.1.1"
-    uint32_t backoff_min_ms = 500;           // first reconnect delay
-    uint32_t backoff_max_ms = 30'000;        // the delay doubles up to this
-    uint32_t backoff_jitter = 20;            // +/- percent of randomness on each delay
-    uint16_t window = 100;                   // QoS 1/2 messages in flight upstream (5.0: at most
-                                             // the upstream's Receive Maximum)
-    bool topic_aliases = true;               // 5.0: assign aliases within the upstream's maximum
+    uint16_t keep_alive = 60;         // seconds
+    bool clean_start = false;         // upstream session: keep it across reconnects
+    uint32_t session_expiry = 3600;   // 5.0 upstream Session Expiry Interval, seconds
+    bool v5 = true;                   // protocol "5" (default) or "3.1.1"
+    uint32_t backoff_min_ms = 500;    // first reconnect delay
+    uint32_t backoff_max_ms = 30'000; // the delay doubles up to this
+    uint32_t backoff_jitter = 20;     // +/- percent of randomness on each delay
+    uint32_t failback = 300;   // seconds online on a backup address before the first address is
+                               // tried again, 0 = stay on the backup
+    uint16_t window = 100;     // QoS 1/2 messages in flight upstream (5.0: at most
+                               // the upstream's Receive Maximum)
+    bool topic_aliases = true; // 5.0: assign aliases within the upstream's maximum
     uint32_t queue_max_messages = 1'000'000; // queued while the uplink is down or slow
     uint64_t queue_max_bytes = 256ull << 20; // payload bytes queued
     uint32_t queue_max_age = 0;              // seconds a message may wait, 0 = no limit

@@ -21,8 +21,9 @@ from upstream import Mosquitto, TcpProxy
 def mosquitto(tmp_path):
     started = []
 
-    def start(extra_config=""):
-        m = Mosquitto(tmp_path / f"mosquitto{len(started) + 1}", extra_config=extra_config)
+    def start(extra_config="", persistent=False):
+        m = Mosquitto(tmp_path / f"mosquitto{len(started) + 1}", extra_config=extra_config,
+                      persistent=persistent)
         started.append(m)
         return m.start()
 
@@ -46,7 +47,7 @@ def proxy():
 
 
 def bridge_config(port, protocol="5", name="b40", extra="", queue="", keep_alive=10,
-                  forward=None, subscribe=None):
+                  forward=None, subscribe=None, addresses=None):
     forward = forward if forward is not None else """
       - local: "f40/#"
         remote: "up40/{#}"
@@ -58,7 +59,7 @@ def bridge_config(port, protocol="5", name="b40", extra="", queue="", keep_alive
     return f"""
 bridges:
   - name: {name}
-    address: "127.0.0.1:{port}"
+    addresses: [{", ".join(f'"127.0.0.1:{p}"' for p in (addresses or [port]))}]
     protocol: "{protocol}"
     keep_alive: {keep_alive}
     backoff: {{min: 100, max: 500}}
@@ -384,3 +385,64 @@ def test_queue_full_policy_refuse_answers_quota_exceeded(start_broker, clients, 
     assert reasons == [0, 0, 0, 0x97, 0x97]
     px.restore()
     assert collect(up_sub, 3) == [0, 1, 2]
+
+
+def test_upstream_restarted_three_times_while_draining(start_broker, clients, mosquitto):
+    """The upstream (a Mosquitto keeping its sessions) stops and starts three times while
+    the backlog drains: every message arrives at its persistent subscriber, first arrivals
+    in order."""
+    m = mosquitto(persistent=True)
+
+    def subscriber():
+        c = clients.raw(m, V5)
+        c.connect("rs-sub", clean=False, session_expiry=3600)
+        c.subscribe("up40/#", qos=1)
+        return c
+
+    up_sub = subscriber()
+    m.stop()
+    b = start_broker(config_text=bridge_config(m.port, subscribe=" []"))
+    total = 20000
+    assert len(stream(b, "f40/x", total)) == total
+    m.start()
+    seen = {}
+    order = []
+    for stop_at in (5000, 10000, 15000, total):
+        up_sub.close()
+        up_sub = subscriber()
+        deadline = time.monotonic() + 60
+        while len(seen) < stop_at:
+            p = up_sub.receive(timeout=max(deadline - time.monotonic(), 0.1))
+            if p.payload not in seen:
+                seen[p.payload] = None
+                order.append(int(p.payload))
+        if stop_at != total:
+            m.stop()
+            m.start()
+    assert order == sorted(order), "first arrivals out of order"
+    assert set(order) == set(range(total))
+
+
+def test_failover_to_the_next_address_and_back(start_broker, clients, mosquitto, proxy):
+    primary = mosquitto()
+    backup = mosquitto()
+    px = proxy(primary.port)
+    px.cut()  # the first address refuses connections
+    b = start_broker(config_text=bridge_config(0, addresses=[px.port, backup.port],
+                                               subscribe=" []", extra="    failback: 1\n"))
+    wait_state(clients, b, "b40", "online")
+    on_primary = clients.raw(primary, V5)
+    on_primary.connect("p-sub")
+    on_primary.subscribe("up40/#", qos=1)
+    on_backup = clients.raw(backup, V5)
+    on_backup.connect("b-sub")
+    on_backup.subscribe("up40/#", qos=1)
+    pub = clients.raw(b, V5)
+    pub.connect("fo-pub")
+    pub.publish("f40/one", b"to-backup", qos=1)
+    assert on_backup.receive().payload == b"to-backup"
+    mark = b.log_mark()
+    px.restore()
+    b.wait_for_log(r"online again \(127\.0\.0\.1:%d\)" % px.port, since=mark, timeout=15)
+    pub.publish("f40/two", b"to-primary", qos=1)
+    assert on_primary.receive().payload == b"to-primary"

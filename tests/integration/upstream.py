@@ -33,11 +33,12 @@ class Mosquitto:
     """One Mosquitto process. `addresses` and connect() let RawClient talk to it like to a
     ferrymq Broker from the harness."""
 
-    def __init__(self, workdir, port=None, extra_config=""):
+    def __init__(self, workdir, port=None, extra_config="", persistent=False):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_ports(1)[0]
         self.extra_config = extra_config
+        self.persistent = persistent  # keep sessions across a stop (SIGTERM) and start
         self.process = None
         self.addresses = [("127.0.0.1", self.port)]
 
@@ -48,8 +49,10 @@ class Mosquitto:
         user = "user root\n" if os.geteuid() == 0 else ""
         # No per-client queue limit: a test's subscriber reads in bursts, and Mosquitto would
         # otherwise drop what a bridge delivers meanwhile (1,000 by default).
+        persistence = (f"persistence true\npersistence_location {self.workdir}/\n"
+                       if self.persistent else "persistence false\n")
         conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-                        f"persistence false\nmax_queued_messages 0\n{user}"
+                        f"{persistence}max_queued_messages 0\n{user}"
                         f"{self.extra_config}\n")
         log = open(self.workdir / "mosquitto.log", "ab")
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
