@@ -200,11 +200,14 @@ int Server::run() {
         for (const auto &b : bridges_) {
             const bridge::BridgeStats &bs = b->stats();
             log_.info("bridge %s: %llu sent, %llu acknowledged upstream, %llu received, %llu "
-                      "refused, %llu retried, %llu alias hits",
+                      "refused, %llu retried, %llu alias hits, %llu echoes dropped; %llu bytes "
+                      "up, %llu bytes down, %llu connections",
                       b->name().c_str(), (unsigned long long)bs.sent,
                       (unsigned long long)bs.acknowledged, (unsigned long long)bs.received,
                       (unsigned long long)bs.refused, (unsigned long long)bs.retried,
-                      (unsigned long long)bs.alias_hits);
+                      (unsigned long long)bs.alias_hits, (unsigned long long)bs.echoes_dropped,
+                      (unsigned long long)b->bytes_up(), (unsigned long long)b->bytes_down(),
+                      (unsigned long long)b->connections());
         }
     }
     return exit_code;

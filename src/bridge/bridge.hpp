@@ -68,6 +68,9 @@ class Bridge final : public broker::Link, private UplinkOwner {
 
     const std::string &name() const { return config_.name; }
     const BridgeStats &stats() const { return stats_; }
+    uint64_t bytes_up() const { return uplink_.bytes_out(); }
+    uint64_t bytes_down() const { return uplink_.bytes_in(); }
+    uint64_t connections() const { return uplink_.reconnects(); }
     std::string local_client_id() const { return "$bridge/" + config_.name; }
 
     // broker::Link
