@@ -192,9 +192,21 @@ bool Bridge::send_publish(const mqtt::PublishRef &ref, const broker::MessagePtr 
     if (uplink_.version() == mqtt::Version::v5) {
         // Subscription identifiers and topic aliases are per hop and never go on; the
         // time left of a message expiry does (the broker computed it for this send).
+        // A Response Topic is a local topic: the reply must come back through a subscribe
+        // rule, so it goes up as the remote topic that rule maps to it, when one does.
+        std::optional<std::string> response_topic;
+        if (m.properties.response_topic && !rule.drop_properties) {
+            for (const config::SubscribeRule &back : config_.subscribe) {
+                response_topic = unmap_topic(back.remote, back.local, *m.properties.response_topic);
+                if (response_topic) {
+                    break;
+                }
+            }
+        }
         const bool needs_copy = rule.drop_properties || !rule.add_user_properties.empty() ||
                                 (rule.message_expiry && !m.properties.message_expiry_interval) ||
-                                (rule.content_type && !m.properties.content_type);
+                                (rule.content_type && !m.properties.content_type) ||
+                                response_topic.has_value();
         up.properties = &m.properties;
         up.message_expiry = ref.message_expiry;
         if (needs_copy) {
@@ -207,6 +219,9 @@ bool Bridge::send_publish(const mqtt::PublishRef &ref, const broker::MessagePtr 
             }
             if (rule.content_type && !modified.content_type) {
                 modified.content_type = rule.content_type;
+            }
+            if (response_topic) {
+                modified.response_topic = std::move(response_topic);
             }
             if (rule.drop_properties) {
                 up.message_expiry.reset();
@@ -432,6 +447,15 @@ void Bridge::on_upstream_publish(mqtt::Publish &&publish) {
     publish.topic = map_topic(rule->remote, rule->local, publish.topic);
     publish.properties.subscription_identifiers.clear();
     publish.properties.topic_alias.reset();
+    if (publish.properties.response_topic) {
+        // The reply will be published locally and must go up through a forward rule.
+        for (const config::ForwardRule &up : config_.forward) {
+            if (auto local = unmap_topic(up.local, up.remote, *publish.properties.response_topic)) {
+                publish.properties.response_topic = std::move(local);
+                break;
+            }
+        }
+    }
     for (const auto &kv : rule->add_user_properties) {
         publish.properties.user_properties.push_back(kv);
     }

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "bridge/rules.hpp"
 
+#include "mqtt/topic.hpp"
+
 #include <vector>
 
 namespace ferrymq::bridge {
@@ -121,6 +123,101 @@ std::string map_topic(std::string_view filter, std::string_view topic_template,
             }
         }
         i = close;
+    }
+    return out;
+}
+
+namespace {
+
+// Matches `text` against the template from position `t` on, filling captures[N-1] for {N}
+// (one level, no '/') and `tail` for {#} (the rest). Backtracks over placeholders.
+bool match_template(std::string_view tmpl, size_t t, std::string_view text, size_t x,
+                    std::vector<std::optional<std::string>> &captures,
+                    std::optional<std::string> &tail) {
+    if (t == tmpl.size()) {
+        return x == text.size();
+    }
+    if (tmpl[t] != '{') {
+        return x < text.size() && text[x] == tmpl[t] &&
+               match_template(tmpl, t + 1, text, x + 1, captures, tail);
+    }
+    const size_t close = tmpl.find('}', t);
+    const std::string_view name = tmpl.substr(t + 1, close - t - 1);
+    if (name == "#") {
+        // Only at the end of a template: the rest of the topic.
+        if (close + 1 != tmpl.size()) {
+            return false;
+        }
+        tail = std::string(text.substr(x));
+        return true;
+    }
+    const size_t n = std::stoul(std::string(name));
+    const size_t slash = text.find('/', x);
+    const size_t level_end = slash == std::string_view::npos ? text.size() : slash;
+    for (size_t end = x; end <= level_end; ++end) {
+        std::string value(text.substr(x, end - x));
+        if (captures[n - 1] && *captures[n - 1] != value) {
+            continue;
+        }
+        const bool had = captures[n - 1].has_value();
+        captures[n - 1] = value;
+        if (match_template(tmpl, close + 1, text, end, captures, tail)) {
+            return true;
+        }
+        if (!had) {
+            captures[n - 1].reset();
+        }
+    }
+    return false;
+}
+
+} // namespace
+
+std::optional<std::string> unmap_topic(std::string_view filter, std::string_view topic_template,
+                                       std::string_view mapped) {
+    if (topic_template.empty()) {
+        if (!mqtt::topic_matches(filter, mapped)) {
+            return std::nullopt;
+        }
+        return std::string(mapped);
+    }
+    const std::vector<std::string_view> levels = split_levels(filter);
+    size_t plus = 0;
+    for (std::string_view l : levels) {
+        plus += l == "+" ? 1 : 0;
+    }
+    std::vector<std::optional<std::string>> captures(plus);
+    std::optional<std::string> tail;
+    if (!match_template(topic_template, 0, mapped, 0, captures, tail)) {
+        return std::nullopt;
+    }
+    std::string out;
+    size_t next_plus = 0;
+    for (size_t i = 0; i < levels.size(); ++i) {
+        if (levels[i] == "#") {
+            if (tail && !tail->empty()) {
+                if (!out.empty() || i > 0) {
+                    out += '/';
+                }
+                out += *tail;
+            }
+            break;
+        }
+        if (i > 0) {
+            out += '/';
+        }
+        if (levels[i] == "+") {
+            const std::optional<std::string> &c = captures[next_plus++];
+            if (!c || c->empty()) {
+                return std::nullopt; // the template does not say what this level is
+            }
+            out += *c;
+        } else {
+            out += levels[i];
+        }
+    }
+    if (!mqtt::topic_matches(filter, out)) {
+        return std::nullopt;
     }
     return out;
 }

@@ -23,4 +23,12 @@ std::optional<std::string> check_template(std::string_view filter, std::string_v
 std::string map_topic(std::string_view filter, std::string_view topic_template,
                       std::string_view topic);
 
+// The inverse of map_topic: the topic on the filter's side whose mapping is `mapped`, or
+// nothing when `mapped` is not something the template can produce (or the result would not
+// match the filter). Used to carry a Response Topic across a bridge through the rule that
+// brings the response back: "site42/replies/#" with "replies/{#}" turns the local Response
+// Topic "replies/dev1" into "site42/replies/dev1".
+std::optional<std::string> unmap_topic(std::string_view filter, std::string_view topic_template,
+                                       std::string_view mapped);
+
 } // namespace ferrymq::bridge

@@ -446,3 +446,30 @@ def test_failover_to_the_next_address_and_back(start_broker, clients, mosquitto,
     b.wait_for_log(r"online again \(127\.0\.0\.1:%d\)" % px.port, since=mark, timeout=15)
     pub.publish("f40/two", b"to-primary", qos=1)
     assert on_primary.receive().payload == b"to-primary"
+
+
+def test_response_topic_is_remapped_through_the_reverse_rule(start_broker, clients, mosquitto):
+    """Request/response across the bridge (spec 4.10): a Response Topic names a topic on the
+    sender's side, so it is carried over as the topic the rule bringing the reply back maps
+    to it."""
+    m = mosquitto()
+    b = start_broker(config_text=bridge_config(m.port))
+    wait_state(clients, b, "b40", "online")
+    up_sub = clients.raw(m, V5)
+    up_sub.connect("rt-up-sub")
+    up_sub.subscribe("up40/#", qos=1)
+    local_sub = clients.raw(b, V5)
+    local_sub.connect("rt-local-sub")
+    local_sub.subscribe("local40/#", qos=1)
+    pub = clients.raw(b, V5)
+    pub.connect("rt-pub")
+    pub.publish("f40/req", b"question", qos=1,
+                props={Prop.RESPONSE_TOPIC: "local40/reply/me", Prop.CORRELATION_DATA: b"\x01"})
+    p = up_sub.receive()
+    assert p.properties[Prop.RESPONSE_TOPIC] == "down40/reply/me"
+    assert p.properties[Prop.CORRELATION_DATA] == b"\x01"
+    up_pub = clients.raw(m, V5)
+    up_pub.connect("rt-up-pub")
+    up_pub.publish("down40/cmd", b"do it", qos=1, props={Prop.RESPONSE_TOPIC: "up40/answers"})
+    p = local_sub.receive()
+    assert p.properties[Prop.RESPONSE_TOPIC] == "f40/answers"

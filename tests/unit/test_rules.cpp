@@ -88,3 +88,26 @@ TEST_CASE("config: bridges with rules, and their errors with line and column") {
                    "      - local: a/#/b\n") ==
           "t.yaml:5:16: 'a/#/b' is not a valid topic filter");
 }
+
+TEST_CASE("rules: unmap_topic inverts a mapping, for Response Topics across a bridge") {
+    using ferrymq::bridge::unmap_topic;
+    CHECK(unmap_topic("site42/replies/#", "replies/{#}", "replies/dev1") ==
+          std::optional<std::string>("site42/replies/dev1"));
+    CHECK(unmap_topic("site42/replies/#", "replies/{#}", "replies/a/b") ==
+          std::optional<std::string>("site42/replies/a/b"));
+    CHECK(unmap_topic("sensors/+/temp", "site42/{1}/temperature", "site42/k1/temperature") ==
+          std::optional<std::string>("sensors/k1/temp"));
+    CHECK(unmap_topic("a/+/b/+", "{2}/{1}", "y/x") == std::optional<std::string>("a/x/b/y"));
+    // No template: the topic itself, when the filter matches it.
+    CHECK(unmap_topic("r/#", "", "r/x") == std::optional<std::string>("r/x"));
+    CHECK_FALSE(unmap_topic("r/#", "", "q/x"));
+    // Not something the template produces.
+    CHECK_FALSE(unmap_topic("site42/replies/#", "replies/{#}", "other/dev1"));
+    // A level the template leaves open cannot be recovered.
+    CHECK_FALSE(unmap_topic("a/+/+", "x/{1}", "x/p"));
+    // Round trips.
+    for (const char *topic : {"sensors/a/temp", "sensors/bb/temp"}) {
+        const std::string up = map_topic("sensors/+/temp", "s/{1}/t", topic);
+        CHECK(unmap_topic("sensors/+/temp", "s/{1}/t", up) == std::optional<std::string>(topic));
+    }
+}
