@@ -118,6 +118,9 @@ void Bridge::turn(uint64_t now_ms) {
         detach(now_ms);
         uplink_.drop("local session closed");
     }
+    for (const broker::MessagePtr &m : std::exchange(parked_out_, {})) {
+        dead_letter(*m, "the upstream closed the link on it");
+    }
     if (!local_acks_.empty()) {
         std::vector<uint16_t> acks;
         acks.swap(local_acks_);
@@ -165,6 +168,20 @@ bool Bridge::send_publish(const mqtt::PublishRef &ref, const broker::MessagePtr 
         return true;
     }
     const broker::Message &m = *message;
+    if (parked_ && message == parked_ && ref.qos > 0) {
+        // The upstream closed the link every time this message was at the head of the
+        // window: a 3.1.1 broker's way of refusing it. It leaves the queue like a message
+        // refused with a reason code, so the ones behind it can go.
+        parked_.reset();
+        ++stats_.refused;
+        log_.warn("bridge %s: the upstream closed the link %u times with the message on %s at "
+                  "the head of the queue; it is taken out of the queue%s",
+                  config_.name.c_str(), kParkAfter, m.topic.c_str(),
+                  config_.dead_letter_topic.empty() ? " (dropped)" : " (dead-lettered)");
+        parked_out_.push_back(message);
+        local_acks_.push_back(ref.packet_id);
+        return true;
+    }
     size_t index = ref.subscription_ids.empty() ? 0 : ref.subscription_ids.front() - 1;
     if (index >= config_.forward.size()) {
         index = 0;
@@ -261,6 +278,9 @@ bool Bridge::send_publish(const mqtt::PublishRef &ref, const broker::MessagePtr 
         }
     } else {
         inflight_[ref.packet_id] = message;
+        if (!first_sent_) {
+            first_sent_ = message; // the head of the window on this connection
+        }
     }
     return true;
 }
@@ -273,6 +293,7 @@ void Bridge::on_uplink_online(const mqtt::Connack &connack) {
     upstream_retain_ = p.retain_available.value_or(1) != 0;
     inflight_.clear();
     aliases_.reset();
+    first_sent_.reset();
     if (uplink_.version() == mqtt::Version::v5 && config_.topic_aliases &&
         p.topic_alias_maximum.value_or(0) > 0) {
         aliases_ = std::make_unique<broker::TopicAliasTable>(*p.topic_alias_maximum);
@@ -310,6 +331,23 @@ void Bridge::subscribe_upstream() {
 
 void Bridge::on_uplink_offline(const std::string &) {
     const uint64_t now = uv_now(&loop_);
+    // The link ended while the first message sent on it still awaited its acknowledgement:
+    // that message may be what the upstream refuses by closing. The same one at the head
+    // kParkAfter times in a row is taken out of the queue when it is resent.
+    if (first_sent_ && std::any_of(inflight_.begin(), inflight_.end(),
+                                   [this](const auto &kv) { return kv.second == first_sent_; })) {
+        suspect_count_ = first_sent_ == suspect_ ? suspect_count_ + 1 : 1;
+        suspect_ = first_sent_;
+        if (suspect_count_ >= kParkAfter) {
+            parked_ = suspect_;
+            suspect_.reset();
+            suspect_count_ = 0;
+        }
+    } else {
+        suspect_.reset();
+        suspect_count_ = 0;
+    }
+    first_sent_.reset();
     inflight_.clear();
     aliases_.reset();
     local_acks_.clear(); // the broker resends those deliveries on the next attachment
@@ -387,18 +425,22 @@ void Bridge::on_upstream_ack(uint16_t packet_id, Reason reason) {
     log_.warn("bridge %s: the upstream refused a message on %s: %s%s", config_.name.c_str(),
               m->topic.c_str(), std::string(mqtt::reason_name(reason)).c_str(),
               config_.dead_letter_topic.empty() ? " (dropped)" : " (dead-lettered)");
-    if (!config_.dead_letter_topic.empty() && attached_) {
-        mqtt::Publish dead;
-        dead.topic = config_.dead_letter_topic;
-        dead.payload = m->payload;
-        dead.properties = m->properties;
-        dead.properties.user_properties.emplace_back("ferrymq-bridge", config_.name);
-        dead.properties.user_properties.emplace_back("ferrymq-topic", m->topic);
-        dead.properties.user_properties.emplace_back("ferrymq-reason",
-                                                     std::string(mqtt::reason_name(reason)));
-        broker_.on_packet(*this, std::move(dead), uv_now(&loop_));
-    }
+    dead_letter(*m, std::string(mqtt::reason_name(reason)));
     ack_local(packet_id);
+}
+
+void Bridge::dead_letter(const broker::Message &m, const std::string &reason) {
+    if (config_.dead_letter_topic.empty() || !attached_) {
+        return;
+    }
+    mqtt::Publish dead;
+    dead.topic = config_.dead_letter_topic;
+    dead.payload = m.payload;
+    dead.properties = m.properties;
+    dead.properties.user_properties.emplace_back("ferrymq-bridge", config_.name);
+    dead.properties.user_properties.emplace_back("ferrymq-topic", m.topic);
+    dead.properties.user_properties.emplace_back("ferrymq-reason", reason);
+    broker_.on_packet(*this, std::move(dead), uv_now(&loop_));
 }
 
 void Bridge::ack_local(uint16_t packet_id) {

@@ -104,6 +104,8 @@ class Bridge final : public broker::Link, private UplinkOwner {
     // The upstream acknowledged (or refused) our PUBLISH `packet_id`.
     void on_upstream_ack(uint16_t packet_id, mqtt::Reason reason);
     void ack_local(uint16_t packet_id);
+    // Publishes a refused message on the dead-letter topic, if one is configured.
+    void dead_letter(const broker::Message &m, const std::string &reason);
     void publish_state(uint64_t now_ms);
     const config::SubscribeRule *inbound_rule(const mqtt::Publish &publish) const;
     // The 3.1.1 echo filter: what went up recently, so the same message coming back down
@@ -125,7 +127,15 @@ class Bridge final : public broker::Link, private UplinkOwner {
     uint16_t window_;              // in flight upstream: config, capped by the upstream
     // Upstream PUBLISHes awaiting their acknowledgement, by packet id (the local one too).
     std::map<uint16_t, broker::MessagePtr> inflight_;
-    std::vector<uint16_t> local_acks_;                 // PUBACKs to give the broker in turn()
+    std::vector<uint16_t> local_acks_; // PUBACKs to give the broker in turn()
+    // Refusal by closing (3.1.1 upstreams): the first message sent on the current
+    // connection, the one suspected after consecutive closes, and the one to take out.
+    static constexpr uint32_t kParkAfter = 3;
+    broker::MessagePtr first_sent_;
+    broker::MessagePtr suspect_;
+    uint32_t suspect_count_ = 0;
+    broker::MessagePtr parked_;
+    std::vector<broker::MessagePtr> parked_out_;       // dead-lettered in turn()
     std::unique_ptr<broker::TopicAliasTable> aliases_; // 5.0 uplink, per connection
     uint16_t upstream_qos_max_ = 2;
     bool upstream_retain_ = true;

@@ -473,3 +473,27 @@ def test_response_topic_is_remapped_through_the_reverse_rule(start_broker, clien
     up_pub.publish("down40/cmd", b"do it", qos=1, props={Prop.RESPONSE_TOPIC: "up40/answers"})
     p = local_sub.receive()
     assert p.properties[Prop.RESPONSE_TOPIC] == "f40/answers"
+
+
+def test_message_a_3_1_1_upstream_refuses_by_closing_is_parked(start_broker, clients, mosquitto):
+    """A 3.1.1 broker has no reason codes: Mosquitto closes the link on a PUBLISH above its
+    max_packet_size. After the same message was at the head three times, it leaves the
+    queue for the dead-letter topic and the messages behind it flow."""
+    m = mosquitto(extra_config="max_packet_size 300")
+    b = start_broker(config_text=bridge_config(
+        m.port, "3.1.1", subscribe=" []", extra='    dead_letter_topic: "dead40"\n'))
+    wait_state(clients, b, "b40", "online")
+    dead = clients.raw(b, V5)
+    dead.connect("pk-dead")
+    dead.subscribe("dead40", qos=1)
+    up_sub = clients.raw(m, V5)
+    up_sub.connect("pk-sub")
+    up_sub.subscribe("up40/#", qos=1)
+    pub = clients.raw(b, V5)
+    pub.connect("pk-pub")
+    pub.publish("f40/big", b"x" * 1000, qos=1)
+    pub.publish("f40/small", b"after", qos=1)
+    p = dead.receive(timeout=20)
+    assert len(p.payload) == 1000
+    assert dict(p.properties[Prop.USER_PROPERTY])["ferrymq-topic"] == "f40/big"
+    assert up_sub.receive(timeout=20).payload == b"after"
