@@ -153,6 +153,10 @@ CLI::App *add_bench_command(CLI::App &app, bench::Options &options) {
         ->add_option("--duration", options.duration,
                      "Seconds of traffic (10), or of holding the idle connections (2)")
         ->check(CLI::PositiveNumber);
+    bench_command->add_option("--messages", options.messages,
+                              "Messages in total over all publishers, instead of --duration");
+    bench_command->add_option("--topic", options.topic,
+                              "Topic to publish (and subscribe) on; default one of the run's own");
     bench_command
         ->add_option("--rate", options.rate,
                      "Total msg/s over all publishers; 0 = flat out (latency: 20000)")
@@ -176,6 +180,8 @@ CLI::App *add_bench_command(CLI::App &app, bench::Options &options) {
         ->capture_default_str();
     bench_command->add_flag("!--no-drain", options.drain,
                             "durable: skip resuming the session to count the queued messages");
+    bench_command->add_flag("!--no-subscriber", options.subscriber,
+                            "durable: publishers only, for a bridge forward rule to store");
     bench_command->footer("Exit status: 0 measured, 2 measured but messages were lost or "
                           "reordered, 1 the run failed.");
     return bench_command;

@@ -101,6 +101,7 @@ class Runner final : private ClientOwner {
     struct Publisher {
         uint32_t client = 0;    // index into clients_
         uint64_t sent = 0;      // PUBLISHes queued so far; also the next sequence number
+        uint64_t quota = ~uint64_t{0}; // PUBLISHes to send in all (--messages), else no limit
         uint64_t acked = 0;     // PUBACKs received
         uint32_t inflight = 0;  // QoS 1 PUBLISHes without PUBACK
         uint64_t delivered = 0; // copies received by all subscribers together
@@ -217,7 +218,7 @@ Runner::Runner(const Options &options, Scenario scenario, mqtt::Version version,
     char nonce[32];
     std::snprintf(nonce, sizeof nonce, "%x-%" PRIx64, unsigned(getpid()), uv_hrtime() & 0xFFFFFF);
     nonce_ = nonce;
-    topic_ = "ferrymq-bench/" + nonce_ + "/data";
+    topic_ = options.topic.empty() ? "ferrymq-bench/" + nonce_ + "/data" : options.topic;
 
     uint32_t pubs = 0;
     uint32_t subs = 0;
@@ -232,7 +233,7 @@ Runner::Runner(const Options &options, Scenario scenario, mqtt::Version version,
         break;
     case Scenario::durable:
         pubs = options.clients.value_or(4);
-        subs = 1;
+        subs = options.subscriber ? 1 : 0;
         break;
     case Scenario::fanout:
         pubs = 1;
@@ -257,6 +258,10 @@ Runner::Runner(const Options &options, Scenario scenario, mqtt::Version version,
         for (uint32_t i = 0; i < pubs; ++i) {
             publishers_[i].client = subs + i;
             publishers_[i].payload.assign(options.payload, 'x');
+            if (options.messages) {
+                // The first publishers send one more when the total does not divide evenly.
+                publishers_[i].quota = *options.messages / pubs + (i < *options.messages % pubs);
+            }
         }
     }
     report_.scenario = options.scenario;
@@ -470,7 +475,7 @@ void Runner::advance() {
             }
             return;
         }
-        if (scenario_ == Scenario::durable) {
+        if (scenario_ == Scenario::durable && !subscribers_.empty()) {
             clients_[subscribers_[0].client]->disconnect();
             progress_ns_ = now;
             phase_ = Phase::parking;
@@ -504,13 +509,21 @@ void Runner::advance() {
             fail_run("set-up stalled: the subscriber's DISCONNECT did not complete");
         }
         return;
-    case Phase::running:
-        if (now - start_ns_ >= uint64_t(duration_s_ * 1e9)) {
+    case Phase::running: {
+        bool finished = now - start_ns_ >= uint64_t(duration_s_ * 1e9);
+        if (options_.messages) {
+            finished = true;
+            for (const Publisher &p : publishers_) {
+                finished = finished && p.sent >= p.quota;
+            }
+        }
+        if (finished) {
             stop_ns_ = now;
             progress_ns_ = now;
             phase_ = Phase::draining;
         }
         return;
+    }
     case Phase::draining: {
         bool complete = delivered_ >= expected_copies();
         for (const Publisher &p : publishers_) {
@@ -526,7 +539,7 @@ void Runner::advance() {
         }
         // durable: what is measured ends with the last PUBACK.
         stop_measuring(last_ack_ns_ > start_ns_ ? std::max(last_ack_ns_, stop_ns_) : now);
-        if (options_.drain) {
+        if (options_.drain && !subscribers_.empty()) {
             resume_session(now);
         } else {
             begin_closing();
@@ -683,6 +696,7 @@ void Runner::pump(uint64_t now) {
         if (options_.qos > 0) {
             allowed = std::min<uint64_t>(allowed, options_.inflight - p.inflight);
         }
+        allowed = std::min<uint64_t>(allowed, p.quota - p.sent);
         if (rate_ > 0) {
             const double per_publisher = rate_ / double(publishers_.size());
             const uint64_t due = uint64_t(elapsed_s * per_publisher) + 1;
@@ -924,10 +938,12 @@ std::string human_line(const Report &r) {
         }
     } else if (r.scenario == "durable") {
         std::snprintf(text, sizeof text,
-                      "durable qos%d MQTT %s %u->1 offline session %uB %s: %" PRIu64
-                      " published, %" PRIu64 " acked in %.2f s = %.0f msg/s",
-                      r.qos, r.protocol.c_str(), r.publishers, r.payload, rate, r.published,
-                      r.acked, r.interval_s, per_second(double(r.acked), r.interval_s).value_or(0));
+                      "durable qos%d MQTT %s %u->%s %uB %s: %" PRIu64 " published, %" PRIu64
+                      " acked in %.2f s = %.0f msg/s",
+                      r.qos, r.protocol.c_str(), r.publishers,
+                      r.subscribers != 0 ? "1 offline session" : "no subscriber", r.payload, rate,
+                      r.published, r.acked, r.interval_s,
+                      per_second(double(r.acked), r.interval_s).value_or(0));
         line = text;
         if (r.drained) {
             std::snprintf(text, sizeof text,
@@ -1043,6 +1059,19 @@ int run(const Options &options) {
     if (*scenario == Scenario::durable && options.qos != 1) {
         return refuse("the durable scenario measures QoS 1 messages that the broker stores for "
                       "an offline session before acknowledging them: pass --qos 1");
+    }
+    if (!options.subscriber && *scenario != Scenario::durable) {
+        return refuse("--no-subscriber applies to the durable scenario only");
+    }
+    if (options.messages && (options.duration || !(*scenario == Scenario::fanin ||
+                                                   *scenario == Scenario::fanout ||
+                                                   *scenario == Scenario::latency ||
+                                                   *scenario == Scenario::durable))) {
+        return refuse("--messages replaces --duration, in the fanin, fanout, latency and "
+                      "durable scenarios");
+    }
+    if (options.messages && *options.messages == 0) {
+        return refuse("--messages must be positive");
     }
     if (options.broker_pid != 0 && !process_cpu_times(options.broker_pid)) {
         return refuse("cannot read /proc/" + std::to_string(options.broker_pid) + "/stat");

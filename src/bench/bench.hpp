@@ -8,6 +8,7 @@
 //   idle     N idle connections held open; the broker's RSS growth per connection
 //   durable  N publishers -> 1 persistent session that is offline, QoS 1: PUBACKs/s of
 //            messages the broker must store before acknowledging, and the bytes it wrote
+//            (with no subscriber, what the broker stores is what a bridge must forward)
 // Every payload carries its publisher's id, a sequence number and a send timestamp, so the
 // subscribers count loss and reordering per publisher and measure latency. With the
 // broker's PID the run also reads the broker's CPU time, RSS and storage writes from /proc.
@@ -29,6 +30,9 @@ struct Options {
     int qos = 0;                     // 0 or 1, for publishing and subscribing
     uint32_t payload = 64;           // bytes per message, at least 20 (id, sequence, time)
     std::optional<double> duration;  // seconds of traffic, or of holding (idle)
+    std::optional<uint64_t> messages; // traffic: PUBLISHes in total over all publishers,
+                                      // sent instead of publishing for a duration
+    std::string topic;               // empty: a topic of this run's own
     std::optional<double> rate;      // total msg/s over all publishers; 0 = flat out
     int broker_pid = 0;              // 0: no CPU or RSS figures
     bool json = false;               // print one JSON object instead of the human line
@@ -39,6 +43,8 @@ struct Options {
     uint32_t concurrency = 100;      // connections being set up at once
     bool drain = true;               // durable: resume the session afterwards and count that
                                      // every acknowledged message was queued
+    bool subscriber = true;          // durable: false = publishers only, so the broker stores
+                                     // only what something else wants (a bridge forward rule)
 };
 
 // Runs one scenario and prints its result (human line on stdout, or with `json` the JSON

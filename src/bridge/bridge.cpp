@@ -118,8 +118,8 @@ void Bridge::turn(uint64_t now_ms) {
         detach(now_ms);
         uplink_.drop("local session closed");
     }
-    for (const broker::MessagePtr &m : std::exchange(parked_out_, {})) {
-        dead_letter(*m, "the upstream closed the link on it");
+    for (const auto &[m, reason] : std::exchange(parked_out_, {})) {
+        dead_letter(*m, reason);
     }
     if (!local_acks_.empty()) {
         std::vector<uint16_t> acks;
@@ -178,7 +178,7 @@ bool Bridge::send_publish(const mqtt::PublishRef &ref, const broker::MessagePtr 
                   "the head of the queue; it is taken out of the queue%s",
                   config_.name.c_str(), kParkAfter, m.topic.c_str(),
                   config_.dead_letter_topic.empty() ? " (dropped)" : " (dead-lettered)");
-        parked_out_.push_back(message);
+        parked_out_.emplace_back(message, "the upstream closed the link on it");
         local_acks_.push_back(ref.packet_id);
         return true;
     }
@@ -269,7 +269,21 @@ bool Bridge::send_publish(const mqtt::PublishRef &ref, const broker::MessagePtr 
             remember_forward(topic, m.payload, uv_now(&loop_));
         }
     }
-    uplink_.publish(up);
+    if (!uplink_.publish(up)) {
+        if (up.topic_alias && !up.topic.empty()) {
+            aliases_->forget(*up.topic_alias); // the upstream never learnt it
+        }
+        ++stats_.too_large;
+        log_.warn("bridge %s: a message on %s is larger than the upstream's Maximum Packet Size; "
+                  "it is taken out of the queue%s",
+                  config_.name.c_str(), m.topic.c_str(),
+                  config_.dead_letter_topic.empty() ? " (dropped)" : " (dead-lettered)");
+        parked_out_.emplace_back(message, "larger than the upstream's Maximum Packet Size");
+        if (ref.qos > 0) {
+            local_acks_.push_back(ref.packet_id);
+        }
+        return true;
+    }
     ++stats_.sent;
     if (up.qos == 0) {
         ++stats_.acknowledged;
@@ -566,10 +580,22 @@ void Bridge::tick(uint64_t now_ms) {
         return;
     }
     next_health_ms_ = now_ms + kHealthEveryMs;
-    const auto [queued, inflight] = broker_.backlog_of(local_client_id());
+    const broker::Broker::Backlog backlog = broker_.backlog_of(local_client_id());
     const std::pair<const char *, uint64_t> values[] = {
-        {"queued", queued},
-        {"inflight", inflight},
+        {"queued", backlog.queued},
+        {"inflight", backlog.inflight},
+        {"oldest_age_s", backlog.oldest_age_ms / 1000},
+        {"dropped/queue_full", backlog.drops.queue_full},
+        {"dropped/max_age", backlog.drops.max_age},
+        {"dropped/expired", backlog.drops.expired},
+        {"dropped/too_large", backlog.drops.too_large + stats_.too_large},
+        {"properties_dropped/user_properties", stats_.properties_dropped[0]},
+        {"properties_dropped/message_expiry", stats_.properties_dropped[1]},
+        {"properties_dropped/content_type", stats_.properties_dropped[2]},
+        {"properties_dropped/response_topic", stats_.properties_dropped[3]},
+        {"properties_dropped/correlation_data", stats_.properties_dropped[4]},
+        {"properties_dropped/payload_format", stats_.properties_dropped[5]},
+        {"echoes_dropped", stats_.echoes_dropped},
         {"sent", stats_.sent},
         {"acknowledged", stats_.acknowledged},
         {"received", stats_.received},

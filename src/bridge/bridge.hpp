@@ -135,7 +135,8 @@ class Bridge final : public broker::Link, private UplinkOwner {
     broker::MessagePtr suspect_;
     uint32_t suspect_count_ = 0;
     broker::MessagePtr parked_;
-    std::vector<broker::MessagePtr> parked_out_;       // dead-lettered in turn()
+    // Messages taken out of the queue, with why; dead-lettered in turn().
+    std::vector<std::pair<broker::MessagePtr, std::string>> parked_out_;
     std::unique_ptr<broker::TopicAliasTable> aliases_; // 5.0 uplink, per connection
     uint16_t upstream_qos_max_ = 2;
     bool upstream_retain_ = true;

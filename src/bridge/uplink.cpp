@@ -182,17 +182,22 @@ void Uplink::send(const mqtt::Packet &packet) {
     }
 }
 
-void Uplink::publish(const mqtt::PublishRef &publish) {
+bool Uplink::publish(const mqtt::PublishRef &publish) {
     if (state_ != State::online) {
-        return;
+        return true;
     }
     const size_t before = out_.size();
     mqtt::encode_publish(publish, version_, out_);
+    if (out_.size() - before > max_packet_size_) {
+        out_.resize(before); // the upstream must not get it [MQTT-3.1.2-24]
+        return false;
+    }
     bytes_out_ += out_.size() - before;
     if (!dirty_) {
         dirty_ = true;
         owner_.want_flush(*this);
     }
+    return true;
 }
 
 void Uplink::flush() {

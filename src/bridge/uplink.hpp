@@ -69,7 +69,8 @@ class Uplink {
     // Queues a packet (encoded for the negotiated version). Only while Online (CONNECT
     // is the uplink's own).
     void send(const mqtt::Packet &packet);
-    void publish(const mqtt::PublishRef &publish);
+    // False (and nothing queued) when the packet is above the upstream's Maximum Packet Size.
+    bool publish(const mqtt::PublishRef &publish);
     // Writes what is queued in one write.
     void flush();
     // Closes the connection (e.g. after a protocol error by the upstream) and backs off.

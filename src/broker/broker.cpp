@@ -1015,6 +1015,7 @@ void Broker::enqueue(Session &s, Delivery &&d) {
         s.queue_max_bytes != 0 ? s.queue_max_bytes : settings_.max_queued_bytes;
     if (d.message->payload.size() > max_bytes) {
         ++stats_.dropped_queue_full; // could never fit: keep what is queued
+        ++s.drops.queue_full;
         forget_stored(d);
         return;
     }
@@ -1031,6 +1032,7 @@ void Broker::enqueue(Session &s, Delivery &&d) {
         forget_stored(*victim);
         s.queue.erase(victim);
         ++stats_.dropped_queue_full;
+        ++s.drops.queue_full;
     }
     s.queued_bytes += d.message->payload.size();
     queued_bytes_total_ += d.message->payload.size();
@@ -1077,11 +1079,13 @@ bool Broker::transmit(Session &s, Client &c, const Delivery &d, uint16_t packet_
     if (s.queue_max_age_s != 0 &&
         static_cast<int64_t>(now_ms) - m.created_ms > int64_t{s.queue_max_age_s} * 1000) {
         ++stats_.dropped_max_age; // waited longer than its queue allows
+        ++s.drops.max_age;
         return false;
     }
     if (m.expiry_ms != 0) {
         if (now_ms >= m.expiry_ms) {
             ++stats_.dropped_expired; // [MQTT-3.3.2-5]
+            ++s.drops.expired;
             return false;
         }
         // The receiver sees the time left [MQTT-3.3.2-6].
@@ -1114,6 +1118,7 @@ bool Broker::transmit(Session &s, Client &c, const Delivery &d, uint16_t packet_
             c.outbound_aliases->forget(alias.alias); // the client never learnt it
         }
         ++stats_.dropped_too_large; // [MQTT-3.1.2-25]
+        ++s.drops.too_large;
         log_.debug("dropped a message on %s for %s: larger than its Maximum Packet Size",
                    m.topic.c_str(), s.client_id().c_str());
         return false;
@@ -1595,11 +1600,32 @@ std::vector<std::string> Broker::subscriptions_of(const std::string &client_id) 
     return out;
 }
 
-std::pair<size_t, size_t> Broker::backlog_of(const std::string &client_id) const {
-    if (auto it = sessions_.find(client_id); it != sessions_.end()) {
-        return {it->second->queue.size(), it->second->inflight.size()};
+Broker::Backlog Broker::backlog_of(const std::string &client_id) const {
+    Backlog b;
+    auto it = sessions_.find(client_id);
+    if (it == sessions_.end()) {
+        return b;
     }
-    return {0, 0};
+    Session &s = *it->second;
+    b.queued = s.queue.size();
+    b.inflight = s.inflight.size();
+    b.drops = s.drops;
+    // The oldest message is the first in flight, else the first queued.
+    int64_t oldest = 0;
+    bool any = false;
+    for (uint16_t id : s.inflight.ids_in_order()) {
+        oldest = s.inflight.find(id)->delivery.message->created_ms;
+        any = true;
+        break;
+    }
+    if (!any && !s.queue.empty()) {
+        oldest = s.queue.front().message->created_ms;
+        any = true;
+    }
+    if (any && static_cast<int64_t>(now_ms_) > oldest) {
+        b.oldest_age_ms = static_cast<uint64_t>(static_cast<int64_t>(now_ms_) - oldest);
+    }
+    return b;
 }
 
 void Broker::write_all_to_store() {

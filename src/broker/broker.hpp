@@ -153,8 +153,15 @@ class Broker {
     void publish_system(std::string topic, std::string payload, bool retain, uint64_t now_ms);
     // The filters a session subscribes to (empty when there is no such session).
     std::vector<std::string> subscriptions_of(const std::string &client_id) const;
-    // Messages queued for a session and in flight to it.
-    std::pair<size_t, size_t> backlog_of(const std::string &client_id) const;
+    // What waits for a session: messages queued and in flight, the age of the oldest, and
+    // what it lost by cause.
+    struct Backlog {
+        size_t queued = 0;
+        size_t inflight = 0;
+        uint64_t oldest_age_ms = 0;
+        Session::Drops drops;
+    };
+    Backlog backlog_of(const std::string &client_id) const;
     // PUBACK/PUBREC waiting for a commit.
     size_t deferred_ack_count() const { return deferred_acks_.size(); }
 

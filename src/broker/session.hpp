@@ -181,6 +181,14 @@ class Session {
     uint32_t queue_max_age_s = 0;  // seconds a queued message may wait, 0 = no limit
     bool refuse_when_full = false; // full queue: refuse new messages instead of dropping
 
+    // Messages this session lost, by cause (the broker-wide counters add them all up).
+    struct Drops {
+        uint64_t queue_full = 0;
+        uint64_t max_age = 0;
+        uint64_t expired = 0;
+        uint64_t too_large = 0;
+    } drops;
+
     // Set during one publish's fan-out to merge overlapping subscriptions.
     uint64_t match_epoch = 0;
     size_t match_slot = 0;

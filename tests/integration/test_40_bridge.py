@@ -497,3 +497,47 @@ def test_message_a_3_1_1_upstream_refuses_by_closing_is_parked(start_broker, cli
     assert len(p.payload) == 1000
     assert dict(p.properties[Prop.USER_PROPERTY])["ferrymq-topic"] == "f40/big"
     assert up_sub.receive(timeout=20).payload == b"after"
+
+
+def test_upstream_maximum_packet_size_is_honoured(start_broker, clients, mosquitto):
+    """A 5.0 upstream says its Maximum Packet Size in CONNACK: a larger message is never
+    sent [MQTT-3.1.2-24]; it goes to the dead-letter topic and the rest flows."""
+    m = mosquitto(extra_config="max_packet_size 300")
+    b = start_broker(config_text=bridge_config(
+        m.port, "5", subscribe=" []", extra='    dead_letter_topic: "dead40"\n'))
+    wait_state(clients, b, "b40", "online")
+    dead = clients.raw(b, V5)
+    dead.connect("mps-dead")
+    dead.subscribe("dead40", qos=1)
+    up_sub = clients.raw(m, V5)
+    up_sub.connect("mps-sub")
+    up_sub.subscribe("up40/#", qos=1)
+    pub = clients.raw(b, V5)
+    pub.connect("mps-pub")
+    pub.publish("f40/big", b"x" * 1000, qos=1)
+    pub.publish("f40/small", b"after", qos=1)
+    p = dead.receive(timeout=10)
+    assert dict(p.properties[Prop.USER_PROPERTY])["ferrymq-reason"].startswith("larger than")
+    assert up_sub.receive().payload == b"after"
+    assert "closed by the upstream" not in b.log_text()
+
+
+def test_health_topics_report_the_backlog(start_broker, clients, mosquitto, proxy):
+    m = mosquitto()
+    px = proxy(m.port)
+    b = start_broker(config_text=bridge_config(px.port, subscribe=" []"))
+    wait_state(clients, b, "b40", "online")
+    px.cut()
+    state = wait_state(clients, b, "b40", "backoff")
+    assert "closed by the upstream broker" in state or "ECONNREFUSED" in state
+    pub = clients.raw(b, V5)
+    pub.connect("h-pub")
+    for i in range(3):
+        pub.publish("f40/h", b"%d" % i, qos=1)
+    watch = clients.raw(b, V5)
+    watch.connect("h-watch")
+    watch.subscribe("$SYS/bridges/b40/queued", qos=0)
+    deadline = time.monotonic() + 12  # health topics are published every 5 s
+    value = None
+    while value != b"3":
+        value = watch.receive(timeout=max(deadline - time.monotonic(), 0.1)).payload
