@@ -51,6 +51,9 @@ bool make_directories(const std::string &path, std::string &error) {
 // Connections closed since the last heap trim that make another trim worthwhile.
 constexpr size_t kTrimAfterClosed = 256;
 
+// Deletes of delivered messages that make a commit by themselves (see Store::lazy_deletes()).
+constexpr size_t kLazyDeleteBatch = 4096;
+
 // How long a graceful stop waits for clients to take their last packets.
 constexpr uint64_t kStopGraceMs = 2000;
 
@@ -418,7 +421,8 @@ void Server::flush_all() {
         b->turn(now_ms());
     }
     // Group commit first, so acknowledgements that waited for it leave in this turn's write.
-    if (store_->pending()) {
+    // Deletes of delivered messages alone wait (for the tick, or until there are many).
+    if (store_->pending() || store_->lazy_deletes() >= kLazyDeleteBatch) {
         if (config_.storage.flush_interval_ms == 0 || stopping_) {
             commit_store();
         } else if (!commit_armed_) {
@@ -506,6 +510,9 @@ void Server::on_tick() {
         ::malloc_trim(0);
     }
     broker_->tick(now);
+    if (store_->lazy_deletes() != 0 && !commit_armed_) {
+        commit_store(); // at most a second of deliveries to redeliver after a crash
+    }
     for (const auto &b : bridges_) {
         b->tick(now);
     }

@@ -535,7 +535,8 @@ void Store::message_delete(uint64_t id) {
         pending_adds_.erase(it);
         return;
     }
-    push(OpType::message_delete).id = id;
+    ++stats_.changes;
+    lazy_deletes_.push_back(id);
 }
 
 void Store::qos2_add(const std::string &client_id, uint16_t packet_id) {
@@ -657,9 +658,14 @@ bool Store::apply(Op &op) {
 }
 
 bool Store::commit() {
-    if (ops_.empty() || !db_.is_open()) {
+    if ((ops_.empty() && lazy_deletes_.empty()) || !db_.is_open()) {
         return true;
     }
+    for (uint64_t id : lazy_deletes_) {
+        push(OpType::message_delete).id = id;
+        --stats_.changes; // counted when it was reported
+    }
+    lazy_deletes_.clear();
     const auto started = std::chrono::steady_clock::now();
     int rc = begin_.run();
     bool ok = rc == SQLITE_DONE;
@@ -707,6 +713,7 @@ bool Store::commit() {
 
 bool Store::resync(const std::function<void()> &write_all) {
     ops_.clear();
+    lazy_deletes_.clear();
     pending_adds_.clear();
     pending_retained_.clear();
     push(OpType::clear_all);
@@ -749,6 +756,7 @@ void Store::close() {
     // Changes not committed yet are dropped, as a killed process would drop them: the
     // owner commits first when it stops cleanly.
     ops_.clear();
+    lazy_deletes_.clear();
     // Statements before the connection (sqlite3_close_v2 would wait for them anyway).
     for (Statement *st :
          {&begin_, &commit_, &rollback_, &retained_set_, &retained_clear_, &session_save_,

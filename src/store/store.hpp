@@ -63,6 +63,11 @@ class Store final : public broker::Persistence {
 
     // Whether changes wait for commit().
     bool pending() const { return !ops_.empty(); }
+    // Deletes of delivered messages waiting for a commit. They never make one by
+    // themselves: losing them in a crash only means a redelivery, which QoS 1 allows and
+    // QoS 2 handles by its packet id. The owner commits them with the next commit, or when
+    // there are many of them, or from its timer.
+    size_t lazy_deletes() const { return lazy_deletes_.size(); }
     // Writes every pending change in one transaction. On an SQLite error the transaction
     // is rolled back, logged with the error's name and counted, and the store is degraded
     // (durable state is in memory only) until resync() succeeds. Returns success.
@@ -144,6 +149,7 @@ class Store final : public broker::Persistence {
     StoreOptions options_;
     Database db_;
     std::vector<Op> ops_;
+    std::vector<uint64_t> lazy_deletes_;                       // message ids, see lazy_deletes()
     std::unordered_map<uint64_t, size_t> pending_adds_;        // message id -> op index
     std::unordered_map<std::string, size_t> pending_retained_; // topic -> op index
     uint64_t next_id_ = 1;
