@@ -116,6 +116,9 @@ Server::Server(const config::Config &config, util::Log &log) : config_(config), 
                                       static_cast<uint8_t>(r.access), r.allow});
     }
     settings.acl = broker::AclRules(std::move(acl));
+    settings.abuse = broker::AbuseSettings{config.abuse.ban_after_failures, config.abuse.window,
+                                           config.abuse.ban_time, config.abuse.max_connects,
+                                           config.abuse.log_interval};
     if (!settings.acl.empty()) {
         log_.info("access control: %zu ACL rules, deny by default", settings.acl.size());
     }

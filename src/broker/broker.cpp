@@ -114,7 +114,7 @@ UserPropertyVerdict apply_user_property_policy(const ListenerPolicy &p,
 }
 
 Broker::Broker(const BrokerSettings &settings, util::Log &log)
-    : settings_(settings), log_(log),
+    : settings_(settings), log_(log), abuse_(settings.abuse, log),
       shared_(settings.shared_strategy,
               settings.random_seed != 0 ? settings.random_seed : std::random_device{}()) {}
 
@@ -269,11 +269,12 @@ void Broker::on_packet(Link &link, mqtt::Packet &&packet, uint64_t now_ms) {
 }
 
 void Broker::on_decode_error(Link &link, const mqtt::Error &error, std::span<const uint8_t> frame,
-                             uint64_t) {
+                             uint64_t now_ms) {
     auto it = clients_.find(link.id());
     if (it == clients_.end() || it->second.closing) {
         return;
     }
+    abuse_.note(link.peer(), AbuseKind::malformed, now_ms);
     Client &c = it->second;
     if (c.session == nullptr) {
         // A refused CONNECT is answered in the client's own version where the spec names a
@@ -371,6 +372,7 @@ void Broker::handle_connect(Client &c, mqtt::Connect &&connect, uint64_t now_ms)
             if (!connect.password ||
                 !settings_.check_password(*connect.username, *connect.password)) {
                 ++stats_.auth_failures;
+                abuse_.note(c.link->peer(), AbuseKind::auth_failure, now_ms);
                 log_.info("connection %" PRIu64 ": wrong password or unknown user '%s'",
                           c.link->id(), connect.username->c_str());
                 return refuse(c, Reason::bad_user_name_or_password, kAuthenticationFailed);
@@ -422,6 +424,7 @@ void Broker::accept_connect(Client &c, mqtt::Connect &&connect, mqtt::Connack &&
         if (connect.will && !c.acl->may_publish(connect.will->topic)) {
             // The will would be a PUBLISH the client may not make (3.1.1 return code 5).
             ++stats_.acl_denied_publish;
+            abuse_.note(c.link->peer(), AbuseKind::acl_denial, now_ms);
             return refuse(c, Reason::not_authorized, "not authorized to publish the will topic");
         }
     }
@@ -604,6 +607,8 @@ void Broker::advance_auth(Client &c, AuthStep &&step, uint64_t now_ms) {
         log_.info("connection %" PRIu64 ": %sauthentication with %s failed: %s", c.link->id(),
                   connecting ? "" : "re-", a.method.c_str(), step.log_message.c_str());
         if (connecting) {
+            ++stats_.auth_failures;
+            abuse_.note(c.link->peer(), AbuseKind::auth_failure, now_ms);
             // Only a refusal may end the exchange; a method that says otherwise gets the
             // default 0x86.
             const bool refusal =
@@ -827,6 +832,7 @@ void Broker::handle_publish(Client &c, mqtt::Publish &&publish, uint64_t now_ms)
         // Not routed, not retained. 5.0: PUBACK/PUBREC 0x87 (a QoS 0 message is dropped);
         // 3.1.1 has no way to say so, and the server acknowledges as usual [MQTT-3.3.5-2].
         ++stats_.acl_denied_publish;
+        abuse_.note(c.link->peer(), AbuseKind::acl_denial, now_ms);
         log_.debug("ACL: %s may not publish on %s", s.client_id().c_str(), publish.topic.c_str());
         if (c.version == Version::v5) {
             return refuse_publish(c, publish.qos, publish.packet_id, Reason::not_authorized,
@@ -1263,6 +1269,7 @@ void Broker::handle_subscribe(Client &c, mqtt::Subscribe &&subscribe, uint64_t n
         if (c.acl && !c.acl->may_subscribe(shared ? shared->filter : sub.filter)) {
             // 5.0: 0x87 Not authorized; 3.1.1: 0x80 Failure [MQTT-3.9.3-2].
             ++stats_.acl_denied_subscribe;
+            abuse_.note(c.link->peer(), AbuseKind::acl_denial, now_ms);
             ack.reasons.push_back(c.version == Version::v5 ? Reason::not_authorized
                                                            : Reason::unspecified_error);
             why = "not authorized to subscribe to this filter";
@@ -1527,6 +1534,7 @@ void Broker::tick(uint64_t now_ms) {
         log_.debug("session %s expired", s->client_id().c_str());
         destroy_session(s);
     }
+    abuse_.prune(now_ms);
     if (started_ms_ == 0) {
         started_ms_ = now_ms;
     }

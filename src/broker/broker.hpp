@@ -5,6 +5,7 @@
 // Owned by app::Server for the life of the loop; everything it owns dies with it.
 #pragma once
 
+#include "abuse.hpp"
 #include "acl.hpp"
 #include "authenticator.hpp"
 #include "link.hpp"
@@ -61,6 +62,8 @@ struct BrokerSettings {
     // Access control rules; empty: every client may publish and subscribe to anything.
     // Internal clients (bridges) are never checked.
     AclRules acl;
+    // Per-address counters, bans after failed authentications, connection rate limit.
+    AbuseSettings abuse;
     uint64_t random_seed = 0; // random and sticky strategies; 0 = random_device
     // How a shared subscription group picks the member for each message.
     ShareStrategy shared_strategy = ShareStrategy::round_robin;
@@ -127,6 +130,12 @@ class Broker {
     Broker(const Broker &) = delete;
     Broker &operator=(const Broker &) = delete;
 
+    // Whether a new connection from `link.peer()` may proceed (not banned, within the
+    // connection rate); net/ closes it at once, before on_open(), when not.
+    bool admit(const Link &link, uint64_t now_ms) {
+        return link.internal() || abuse_.admit(link.peer(), now_ms);
+    }
+    const AbuseTotals &abuse_totals() const { return abuse_.totals(); }
     // A connection opened; no packet yet.
     void on_open(Link &link);
     // A packet decoded on `link`.
@@ -311,6 +320,7 @@ class Broker {
     BrokerSettings settings_;
     util::Log &log_;
     BrokerStats stats_;
+    AbuseTracker abuse_;
     std::unordered_map<uint64_t, Client> clients_; // by link id
     // By client id; each key views its Session's own client_id(), so ids are stored once.
     std::unordered_map<std::string_view, std::unique_ptr<Session>> sessions_;

@@ -872,10 +872,22 @@ void read_acl(const Reader &reader, const Value &value, Config &config) {
     }
 }
 
+// abuse: per-address counters, bans and connection rate.
+void read_abuse(const Reader &reader, const Value &value, Config &config) {
+    Section s = reader.section(
+        value, {"ban_after_failures", "window", "ban_time", "max_connects", "log_interval"});
+    AbuseConfig &a = config.abuse;
+    read_integer(reader, s, "ban_after_failures", 0, 1'000'000, a.ban_after_failures);
+    read_integer(reader, s, "window", 1, 86'400, a.window);
+    read_integer(reader, s, "ban_time", 1, 30 * 86'400, a.ban_time);
+    read_integer(reader, s, "max_connects", 0, 1'000'000, a.max_connects);
+    read_integer(reader, s, "log_interval", 1, 86'400, a.log_interval);
+}
+
 Config read_top_level(const Reader &reader, const Value &root) {
     Section top = reader.section(
         root, {"listeners", "data_dir", "log", "limits", "shared_subscriptions", "authentication",
-               "request_response", "sys", "redirect", "storage", "bridges", "plugins", "acl"});
+               "request_response", "sys", "redirect", "storage", "bridges", "plugins", "acl", "abuse"});
     Config config;
     if (auto value = top.get("listeners")) {
         read_listeners(reader, *value, config);
@@ -915,6 +927,9 @@ Config read_top_level(const Reader &reader, const Value &root) {
     }
     if (auto value = top.get("acl")) {
         read_acl(reader, *value, config);
+    }
+    if (auto value = top.get("abuse")) {
+        read_abuse(reader, *value, config);
     }
     return config;
 }

@@ -223,6 +223,16 @@ struct BridgeConfig {
     int line = 0;
 };
 
+// Per-address abuse counters (failed authentications, ACL denials, malformed packets are
+// always counted and logged, rate-limited), and what they may trigger.
+struct AbuseConfig {
+    uint32_t ban_after_failures = 0; // failed authentications within `window` that ban, 0 = off
+    uint32_t window = 60;            // seconds over which failures and connections are counted
+    uint32_t ban_time = 300;         // seconds a banned address is refused
+    uint32_t max_connects = 0;       // new connections per address per window, 0 = no limit
+    uint32_t log_interval = 10;      // seconds between log lines per address and kind
+};
+
 struct Config {
     std::vector<ListenerConfig> listeners{ListenerConfig{}}; // never empty
     std::string data_dir = "ferrymq-data"; // persistent state; relative paths are from the cwd
@@ -237,6 +247,7 @@ struct Config {
     std::vector<BridgeConfig> bridges;
     std::vector<PluginConfig> plugins; // loaded in this order
     std::vector<AclRuleConfig> acl;    // in order; empty: no access control
+    AbuseConfig abuse;
 };
 
 // Why a configuration was refused. what() is "FILE:LINE:COL: message" (1-based line and

@@ -216,3 +216,22 @@ def test_non_loopback_listener_refuses_anonymous_by_default(start_broker, client
     c.send(connect_packet("c50-default", V311))
     assert [(p.type, p.reason) for p in c.expect_closed()] == [(CONNACK, 5)]
     assert "refuses anonymous clients and no password file" in b.log_text()
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_address_banned_after_repeated_failures(start_broker, clients, password_file, version):
+    """abuse.ban_after_failures: 3 failed logins within the window ban the address, so even
+    the right password is then refused (the connection closes without CONNACK); each
+    failure is counted and logged (rate-limited) with the address."""
+    b = secured_broker(start_broker, password_file,
+                       extra="abuse:\n  ban_after_failures: 3\n  window: 60\n  ban_time: 300\n")
+    bad = 4 if version == V311 else Reason.BAD_USERNAME_OR_PASSWORD
+    for i in range(3):
+        c = clients.raw(b, version, index=b.closed_index)
+        c.send(connect_packet(f"c50-ban{i}", version, username="alice", password=b"guess"))
+        assert [(p.type, p.reason) for p in c.expect_closed()] == [(CONNACK, bad)]
+    b.wait_for_log(r"127\.0\.0\.1 banned for 300 s after 3 failed authentications")
+    c = clients.raw(b, version, index=b.closed_index)
+    c.send(connect_packet("c50-ban-ok", version, username="alice", password=b"wonderland"))
+    assert c.expect_closed() == [], "a banned address got an answer"
+    assert "127.0.0.1: 1 failed authentication" in b.log_text()

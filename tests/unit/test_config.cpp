@@ -172,7 +172,7 @@ TEST_CASE("config: unknown keys are refused at every level") {
     CHECK(error_of("listners:\n  - bind: 127.0.0.1:1883\n") ==
           "t.yaml:1:1: unknown key 'listners' in top level; expected one of: listeners, "
           "data_dir, log, limits, shared_subscriptions, authentication, request_response, sys, "
-          "redirect, storage, bridges, plugins, acl");
+          "redirect, storage, bridges, plugins, acl, abuse");
     CHECK(error_of("log:\n  levle: info\n") ==
           "t.yaml:2:3: unknown key 'levle' in log; expected one of: level");
     CHECK(starts_with(error_of("limits:\n  max_conections: 1\n"),
@@ -478,4 +478,17 @@ TEST_CASE("config: password_file and acl rules") {
           0);
     CHECK(error_at("authentication:\n  password_file: \"\"\n") ==
           "t.yaml:2:18: password_file must not be empty");
+}
+
+TEST_CASE("config: abuse section") {
+    Config config = load_config_string("abuse:\n  ban_after_failures: 5\n  window: 30\n"
+                                       "  ban_time: 600\n  max_connects: 20\n",
+                                       "t.yaml");
+    CHECK(config.abuse.ban_after_failures == 5);
+    CHECK(config.abuse.window == 30);
+    CHECK(config.abuse.ban_time == 600);
+    CHECK(config.abuse.max_connects == 20);
+    CHECK(config.abuse.log_interval == 10);
+    CHECK(error_of("abuse:\n  window: 0\n") == "t.yaml:2:11: abuse.window must be between 1 and "
+                                               "86400, got 0");
 }
