@@ -39,9 +39,9 @@ inline constexpr uint32_t kMaxPasswordIterations = 10'000'000;
 // One user's line.
 struct PasswordEntry {
     std::string username;
-    uint32_t iterations = 0; // PBKDF2-SHA512 rounds
-    std::string salt;        // raw bytes (16 when written by ferrymq)
-    std::string hash;        // raw bytes, 64
+    uint32_t iterations = 0;               // PBKDF2-SHA512 rounds
+    std::string salt;                      // raw bytes (16 when written by ferrymq)
+    std::string hash;                      // raw bytes, 64
     std::optional<ScramCredentials> scram; // absent: the user cannot use SCRAM-SHA-256
 };
 

@@ -70,7 +70,8 @@ void AbuseTracker::note(std::string_view address, AbuseKind kind, uint64_t now_m
     // Rate-limited log: the first event, then at most one line per interval carrying the
     // number of events since the previous line.
     ++e.unlogged[k];
-    if (e.last_log_ms[k] == 0 || now_ms - e.last_log_ms[k] >= uint64_t{settings_.log_interval_s} * 1000) {
+    if (e.last_log_ms[k] == 0 ||
+        now_ms - e.last_log_ms[k] >= uint64_t{settings_.log_interval_s} * 1000) {
         log_.info("%.*s: %u %s%s", int(address.size()), address.data(), e.unlogged[k],
                   kind_name(kind), e.unlogged[k] == 1 ? "" : "s");
         e.last_log_ms[k] = now_ms;

@@ -17,10 +17,10 @@
 namespace ferrymq::broker {
 
 struct AbuseSettings {
-    uint32_t ban_after = 0;     // failed authentications within `window_s` that ban, 0 = never
-    uint32_t window_s = 60;     // seconds over which failures and connections are counted
-    uint32_t ban_s = 300;       // seconds a banned address is refused
-    uint32_t max_connects = 0;  // new connections per address per window, 0 = no limit
+    uint32_t ban_after = 0;       // failed authentications within `window_s` that ban, 0 = never
+    uint32_t window_s = 60;       // seconds over which failures and connections are counted
+    uint32_t ban_s = 300;         // seconds a banned address is refused
+    uint32_t max_connects = 0;    // new connections per address per window, 0 = no limit
     uint32_t log_interval_s = 10; // at most one log line per address and kind per interval
 };
 

@@ -824,8 +824,8 @@ void read_acl(const Reader &reader, const Value &value, Config &config) {
         return;
     }
     if (!value.node.IsSequence()) {
-        reader.fail(value, "acl must be a list of '- topic: FILTER' rules, got " +
-                               describe(value.node));
+        reader.fail(value,
+                    "acl must be a list of '- topic: FILTER' rules, got " + describe(value.node));
     }
     for (size_t i = 0; i < value.node.size(); ++i) {
         YAML::Node node = value.node[i];
@@ -858,7 +858,8 @@ void read_acl(const Reader &reader, const Value &value, Config &config) {
             } else if (name == "both") {
                 rule.access = AclAccess::both;
             } else {
-                reader.fail(*v, "unknown access '" + name + "'; expected publish, subscribe or both");
+                reader.fail(*v,
+                            "unknown access '" + name + "'; expected publish, subscribe or both");
             }
         }
         if (auto v = s.get("action")) {
@@ -885,9 +886,10 @@ void read_abuse(const Reader &reader, const Value &value, Config &config) {
 }
 
 Config read_top_level(const Reader &reader, const Value &root) {
-    Section top = reader.section(
-        root, {"listeners", "data_dir", "log", "limits", "shared_subscriptions", "authentication",
-               "request_response", "sys", "redirect", "storage", "bridges", "plugins", "acl", "abuse"});
+    Section top =
+        reader.section(root, {"listeners", "data_dir", "log", "limits", "shared_subscriptions",
+                              "authentication", "request_response", "sys", "redirect", "storage",
+                              "bridges", "plugins", "acl", "abuse"});
     Config config;
     if (auto value = top.get("listeners")) {
         read_listeners(reader, *value, config);

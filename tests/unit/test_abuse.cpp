@@ -44,7 +44,7 @@ TEST_CASE("an address is banned after N failed authentications within the window
     CHECK(t.totals().bans == 1);
     CHECK_FALSE(t.admit("10.0.0.1", 4000));
     CHECK(t.totals().refused_banned == 1);
-    CHECK(t.admit("10.0.0.2", 4000)); // other addresses are not affected
+    CHECK(t.admit("10.0.0.2", 4000));           // other addresses are not affected
     CHECK(t.admit("10.0.0.1", 3000 + 300'000)); // the ban ends
     CHECK(t.totals().events[size_t(AbuseKind::auth_failure)] == 3);
 }

@@ -61,15 +61,15 @@ TEST_CASE("a rule covers a subscription only if it matches every topic the filte
 }
 
 TEST_CASE("no rule matches: denied; first match wins") {
-    AclRules rules({rule("public/#", kBoth), rule("secret/#", kBoth, false),
-                    rule("#", kAclSubscribe)});
+    AclRules rules(
+        {rule("public/#", kBoth), rule("secret/#", kBoth, false), rule("#", kAclSubscribe)});
     const ClientAcl acl = rules.for_client(std::nullopt, "c1");
     CHECK(acl.may_publish("public/x"));
     CHECK_FALSE(acl.may_publish("secret/x"));
     CHECK_FALSE(acl.may_publish("other/x")); // default deny
     CHECK(acl.may_subscribe("public/#"));
     CHECK_FALSE(acl.may_subscribe("secret/+"));
-    CHECK(acl.may_subscribe("#")); // covered by the last rule ...
+    CHECK(acl.may_subscribe("#"));            // covered by the last rule ...
     CHECK_FALSE(acl.may_receive("secret/x")); // ... but secret topics are still not delivered
     CHECK(acl.may_receive("other/x"));
 
@@ -89,7 +89,8 @@ TEST_CASE("publish and subscribe access are separate") {
 }
 
 TEST_CASE("rules by username and client id apply only to that client") {
-    AclRules rules({rule("admin/#", kBoth, true, "root"), rule("dev/1/#", kBoth, true, {}, "dev1")});
+    AclRules rules(
+        {rule("admin/#", kBoth, true, "root"), rule("dev/1/#", kBoth, true, {}, "dev1")});
     CHECK(rules.for_client(std::string("root"), "x").may_publish("admin/a"));
     CHECK_FALSE(rules.for_client(std::string("bob"), "x").may_publish("admin/a"));
     CHECK_FALSE(rules.for_client(std::nullopt, "x").may_publish("admin/a"));

@@ -11,10 +11,10 @@
 #include <string_view>
 
 using ferrymq::config::AclAccess;
-using ferrymq::config::is_loopback;
 using ferrymq::config::Config;
 using ferrymq::config::ConfigError;
 using ferrymq::config::Endpoint;
+using ferrymq::config::is_loopback;
 using ferrymq::config::kMaxPacketSize;
 using ferrymq::config::load_config_file;
 using ferrymq::config::load_config_string;
@@ -468,14 +468,16 @@ TEST_CASE("config: password_file and acl rules") {
         }
         return std::string();
     };
-    CHECK(error_at("acl:\n  - topic: a/#/b\n") == "t.yaml:2:12: 'a/#/b' is not a valid topic filter");
+    CHECK(error_at("acl:\n  - topic: a/#/b\n") ==
+          "t.yaml:2:12: 'a/#/b' is not a valid topic filter");
     CHECK(error_at("acl:\n  - topic: a\n    access: read\n") ==
           "t.yaml:3:13: unknown access 'read'; expected publish, subscribe or both");
     CHECK(error_at("acl:\n  - topic: a\n    action: maybe\n") ==
           "t.yaml:3:13: unknown action 'maybe'; expected allow or deny");
     CHECK(error_at("acl:\n  - username: x\n") == "t.yaml:2:5: acl[0] needs a 'topic: FILTER'");
-    CHECK(error_at("acl:\n  - topic: a\n    user: x\n").rfind("t.yaml:3:5: unknown key 'user'", 0) ==
-          0);
+    CHECK(
+        error_at("acl:\n  - topic: a\n    user: x\n").rfind("t.yaml:3:5: unknown key 'user'", 0) ==
+        0);
     CHECK(error_at("authentication:\n  password_file: \"\"\n") ==
           "t.yaml:2:18: password_file must not be empty");
 }

@@ -79,8 +79,7 @@ TEST_CASE("an entry survives formatting and parsing, SCRAM keys included") {
 
 TEST_CASE("password file errors name the line") {
     const std::string good = format_password_entry(make_password_entry("a", "x", kRounds, 0));
-    CHECK(error_of("# c\nnocolon\n") ==
-          "pw:2: expected USER:$pbkdf2-sha512$ITERATIONS$SALT$HASH");
+    CHECK(error_of("# c\nnocolon\n") == "pw:2: expected USER:$pbkdf2-sha512$ITERATIONS$SALT$HASH");
     CHECK(error_of(":$pbkdf2-sha512$1000$c2FsdA==$aGFzaA==\n") == "pw:1: empty user name");
     CHECK(error_of("u:$md5$x\n") == "pw:1: unknown hash scheme for user 'u'; expected "
                                     "$pbkdf2-sha512$");
