@@ -3,13 +3,19 @@
 // a configuration file. It turns options into a final Config and hands it to app::Server;
 // it holds no state of its own beyond main()'s stack.
 #include "app/server.hpp"
+#include "auth/password_file.hpp"
 #include "bench/bench.hpp"
 #include "config/config.hpp"
 #include "util/log.hpp"
 
 #include <CLI/CLI.hpp>
 
+#include <termios.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdio>
+#include <iostream>
 #include <optional>
 #include <string>
 #include <vector>
@@ -89,6 +95,8 @@ config::Config final_config(const RunOptions &options) {
             config::ListenerConfig listener;
             listener.host = endpoint.host;
             listener.port = endpoint.port;
+            // The same default as a listener in a file: anonymous clients on loopback only.
+            listener.allow_anonymous = config::is_loopback(endpoint.host);
             config.listeners.push_back(std::move(listener));
         }
     }
@@ -118,12 +126,114 @@ int run(const RunOptions &options) {
 
 int check_config(const std::string &path) {
     try {
-        config::load_config_file(path);
+        const config::Config config = config::load_config_file(path);
+        if (!config.authentication.password_file.empty()) {
+            auth::load_password_file(config.authentication.password_file);
+        }
     } catch (const config::ConfigError &e) {
+        std::fprintf(stderr, "%s\n", e.what());
+        return 1;
+    } catch (const auth::PasswordFileError &e) {
         std::fprintf(stderr, "%s\n", e.what());
         return 1;
     }
     std::printf("%s: ok\n", path.c_str());
+    return 0;
+}
+
+// The options of "passwd".
+struct PasswdOptions {
+    std::string file;
+    std::string user;
+    bool remove = false;
+    uint32_t iterations = auth::kDefaultPasswordIterations;
+    uint32_t scram_iterations = 4096; // 0: no SCRAM-SHA-256 keys
+};
+
+// Reads one line from stdin; on a terminal with echo off, so the password is never shown,
+// never in argv (visible in ps) and never in the shell history.
+std::optional<std::string> read_secret(const char *prompt) {
+    const bool tty = ::isatty(STDIN_FILENO) != 0;
+    termios saved{};
+    if (tty) {
+        std::fprintf(stderr, "%s", prompt);
+        std::fflush(stderr);
+        ::tcgetattr(STDIN_FILENO, &saved);
+        termios quiet = saved;
+        quiet.c_lflag &= ~tcflag_t(ECHO);
+        ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    }
+    std::string line;
+    const bool got = static_cast<bool>(std::getline(std::cin, line));
+    if (tty) {
+        ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+        std::fprintf(stderr, "\n");
+    }
+    if (!got) {
+        return std::nullopt;
+    }
+    if (!line.empty() && line.back() == '\r') {
+        line.pop_back();
+    }
+    return line;
+}
+
+// "ferrymq passwd FILE USER": adds or changes USER (creating FILE), or removes it with
+// --delete. The file is replaced atomically with mode 0600.
+int run_passwd(const PasswdOptions &o) {
+    if (!auth::valid_password_username(o.user)) {
+        std::fprintf(stderr, "ferrymq passwd: a user name must be non-empty, without ':' or "
+                             "line breaks\n");
+        return 1;
+    }
+    std::vector<auth::PasswordEntry> entries;
+    try {
+        if (::access(o.file.c_str(), F_OK) == 0) {
+            entries = auth::load_password_file(o.file);
+        }
+    } catch (const auth::PasswordFileError &e) {
+        std::fprintf(stderr, "ferrymq passwd: %s\n", e.what());
+        return 1;
+    }
+    auto it = std::find_if(entries.begin(), entries.end(),
+                           [&](const auth::PasswordEntry &e) { return e.username == o.user; });
+    const bool existed = it != entries.end();
+    if (o.remove) {
+        if (it == entries.end()) {
+            std::fprintf(stderr, "ferrymq passwd: no user '%s' in %s\n", o.user.c_str(),
+                         o.file.c_str());
+            return 1;
+        }
+        entries.erase(it);
+    } else {
+        const std::optional<std::string> password = read_secret("Password: ");
+        if (!password || password->empty()) {
+            std::fprintf(stderr, "ferrymq passwd: no password given (one line on stdin)\n");
+            return 1;
+        }
+        if (::isatty(STDIN_FILENO) != 0) {
+            const std::optional<std::string> again = read_secret("Password again: ");
+            if (!again || *again != *password) {
+                std::fprintf(stderr, "ferrymq passwd: the passwords differ\n");
+                return 1;
+            }
+        }
+        auth::PasswordEntry entry =
+            auth::make_password_entry(o.user, *password, o.iterations, o.scram_iterations);
+        if (existed) {
+            *it = std::move(entry);
+        } else {
+            entries.push_back(std::move(entry));
+        }
+    }
+    try {
+        auth::write_password_file(o.file, entries);
+    } catch (const auth::PasswordFileError &e) {
+        std::fprintf(stderr, "ferrymq passwd: %s\n", e.what());
+        return 1;
+    }
+    std::printf("%s: %s '%s'\n", o.file.c_str(),
+                o.remove ? "removed" : (existed ? "changed" : "added"), o.user.c_str());
     return 0;
 }
 
@@ -211,6 +321,25 @@ int main(int argc, char **argv) {
     bench::Options bench_options;
     CLI::App *bench_command = add_bench_command(app, bench_options);
 
+    PasswdOptions passwd_options;
+    CLI::App *passwd_command = app.add_subcommand(
+        "passwd", "Add or change a user in a password file (the password is read from stdin, "
+                  "with echo off on a terminal), or remove one with --delete");
+    passwd_command->add_option("FILE", passwd_options.file, "Password file (created if missing)")
+        ->required();
+    passwd_command->add_option("USER", passwd_options.user, "User name")->required();
+    passwd_command->add_flag("-D,--delete", passwd_options.remove, "Remove USER");
+    passwd_command
+        ->add_option("--iterations", passwd_options.iterations,
+                     "PBKDF2-SHA512 rounds (each CONNECT check costs this much CPU once)")
+        ->check(CLI::Range(auth::kMinPasswordIterations, auth::kMaxPasswordIterations))
+        ->capture_default_str();
+    passwd_command
+        ->add_option("--scram-iterations", passwd_options.scram_iterations,
+                     "PBKDF2-SHA256 rounds of the SCRAM-SHA-256 keys; 0 = no SCRAM keys")
+        ->check(CLI::Range(0u, auth::kMaxPasswordIterations))
+        ->capture_default_str();
+
     try {
         app.parse(argc, argv);
         for (CLI::Option *option : top_level) {
@@ -218,6 +347,15 @@ int main(int argc, char **argv) {
                 throw CLI::ValidationError(option->get_name(),
                                            "applies to run, not to check-config");
             }
+        }
+        for (CLI::Option *option : top_level) {
+            if (passwd_command->parsed() && option->count() > 0) {
+                throw CLI::ValidationError(option->get_name(), "applies to run, not to passwd");
+            }
+        }
+        if (passwd_command->parsed() && passwd_options.scram_iterations != 0 &&
+            passwd_options.scram_iterations < 4096) {
+            throw CLI::ValidationError("--scram-iterations", "must be 0 or at least 4096");
         }
         for (CLI::Option *option : top_level) {
             if (bench_command->parsed() && option->count() > 0) {
@@ -233,6 +371,9 @@ int main(int argc, char **argv) {
     }
     if (bench_command->parsed()) {
         return bench::run(bench_options);
+    }
+    if (passwd_command->parsed()) {
+        return run_passwd(passwd_options);
     }
     return run(options);
 }

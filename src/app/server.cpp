@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "app/server.hpp"
 
+#include "auth/password_file.hpp"
 #include "auth/scram_authenticator.hpp"
 
 #include <malloc.h>
@@ -112,21 +113,54 @@ Server::Server(const config::Config &config, util::Log &log) : config_(config), 
     settings.shared_strategy = share_strategy(config.shared_subscriptions.strategy);
     settings.sys_interval = config.sys.interval;
     settings.version = FERRYMQ_VERSION;
+    std::vector<broker::AclRule> acl;
+    for (const config::AclRuleConfig &r : config.acl) {
+        acl.push_back(broker::AclRule{r.username, r.client_id, r.topic,
+                                      static_cast<uint8_t>(r.access), r.allow});
+    }
+    settings.acl = broker::AclRules(std::move(acl));
+    settings.abuse = broker::AbuseSettings{config.abuse.ban_after_failures, config.abuse.window,
+                                           config.abuse.ban_time, config.abuse.max_connects,
+                                           config.abuse.log_interval};
+    if (!settings.acl.empty()) {
+        log_.info("access control: %zu ACL rules, deny by default", settings.acl.size());
+    }
     // SCRAM keys are derived once here; the broker only ever sees the derived credentials.
     for (const config::ScramUser &user : config.authentication.scram_users) {
         scram_users_.emplace(user.username,
                              auth::scram_derive(user.password, random_salt(),
                                                 config.authentication.scram_iterations));
     }
-    if (!scram_users_.empty()) {
+    bool file_has_scram = false;
+    if (!config.authentication.password_file.empty()) {
+        // Read once at start-up; a broken file stops the start like a broken config.
+        try {
+            std::vector<auth::PasswordEntry> entries =
+                auth::load_password_file(config.authentication.password_file);
+            for (const auth::PasswordEntry &e : entries) {
+                file_has_scram = file_has_scram || e.scram.has_value();
+            }
+            passwords_ = std::make_unique<auth::PasswordStore>(std::move(entries));
+            log_.info("password file %s: %zu users", config.authentication.password_file.c_str(),
+                      passwords_->size());
+            settings.check_password = [this](std::string_view user, std::string_view password) {
+                return passwords_->check(user, password);
+            };
+        } catch (const auth::PasswordFileError &e) {
+            log_.error("%s", e.what());
+            auth_ok_ = false;
+        }
+    }
+    if (!scram_users_.empty() || file_has_scram) {
+        // scram_users first, then the password file's SCRAM keys.
         auth::add_scram_sha256(
             settings.authenticators,
             [this](std::string_view name) -> std::optional<auth::ScramCredentials> {
                 auto it = scram_users_.find(std::string(name));
-                if (it == scram_users_.end()) {
-                    return std::nullopt;
+                if (it != scram_users_.end()) {
+                    return it->second;
                 }
-                return it->second;
+                return passwords_ ? passwords_->scram(name) : std::nullopt;
             });
     }
     for (const config::PluginConfig &plugin : config.plugins) {
@@ -147,7 +181,7 @@ Server::Server(const config::Config &config, util::Log &log) : config_(config), 
 Server::~Server() = default;
 
 int Server::run() {
-    if (!plugins_ok_ || !make_data_dir()) {
+    if (!plugins_ok_ || !auth_ok_ || !make_data_dir()) {
         return 1;
     }
     raise_fd_limit();
@@ -332,6 +366,12 @@ bool Server::start() {
             log_.error("cannot listen on %s: %s (%s)", wanted.c_str(), uv_err_name(rc),
                        uv_strerror(rc));
             return false;
+        }
+        if (!listener_config.allow_anonymous && !passwords_ &&
+            config_.authentication.scram_users.empty() && config_.plugins.empty()) {
+            log_.warn("%s refuses anonymous clients and no password file is configured: every "
+                      "client is refused (set authentication.password_file or allow_anonymous)",
+                      wanted.c_str());
         }
         // Integration tests read the real port from this exact line; keep its form.
         log_.info("listening on %s", listeners_.back()->address().c_str());

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "app/plugins.hpp"
+#include "auth/password_file.hpp"
 #include "auth/scram.hpp"
 #include "bridge/bridge.hpp"
 #include "broker/broker.hpp"
@@ -72,6 +73,8 @@ class Server final : private net::ListenerHandler, private net::ConnectionOwner 
     std::vector<std::unique_ptr<net::Listener>> listeners_;
     std::vector<broker::ListenerPolicy> policies_;              // one per listener, same order
     std::map<std::string, auth::ScramCredentials> scram_users_; // derived from the config
+    std::unique_ptr<auth::PasswordStore> passwords_;            // null: no password file
+    bool auth_ok_ = true;    // false: the password file could not be read, run() refuses to start
     Plugins plugins_;        // declared before broker_, so unloaded after it
     bool plugins_ok_ = true; // false: a plugin failed to load, run() refuses to start
     std::unique_ptr<broker::Broker> broker_;

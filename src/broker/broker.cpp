@@ -114,7 +114,7 @@ UserPropertyVerdict apply_user_property_policy(const ListenerPolicy &p,
 }
 
 Broker::Broker(const BrokerSettings &settings, util::Log &log)
-    : settings_(settings), log_(log),
+    : settings_(settings), log_(log), abuse_(settings.abuse, log),
       shared_(settings.shared_strategy,
               settings.random_seed != 0 ? settings.random_seed : std::random_device{}()) {}
 
@@ -269,11 +269,12 @@ void Broker::on_packet(Link &link, mqtt::Packet &&packet, uint64_t now_ms) {
 }
 
 void Broker::on_decode_error(Link &link, const mqtt::Error &error, std::span<const uint8_t> frame,
-                             uint64_t) {
+                             uint64_t now_ms) {
     auto it = clients_.find(link.id());
     if (it == clients_.end() || it->second.closing) {
         return;
     }
+    abuse_.note(link.peer(), AbuseKind::malformed, now_ms);
     Client &c = it->second;
     if (c.session == nullptr) {
         // A refused CONNECT is answered in the client's own version where the spec names a
@@ -363,10 +364,29 @@ void Broker::handle_connect(Client &c, mqtt::Connect &&connect, uint64_t now_ms)
         return advance_auth(c, c.auth->exchange->start(pending.client_id, pending.username, data),
                             now_ms);
     }
-    // Until password files arrive, a listener that refuses anonymous clients can check no
-    // credentials, so it refuses everyone: no username is "not authorized", a username
-    // is "bad user name or password" (3.1.1 return codes 5 and 4).
-    if (!c.link->policy().allow_anonymous) {
+    if (settings_.check_password && !c.link->internal()) {
+        // A password file is configured: a username must come with its password
+        // [MQTT-3.1.4-2] (the server may refuse a CONNECT that fails authentication), and
+        // the reason never says whether the user exists.
+        if (connect.username) {
+            if (!connect.password ||
+                !settings_.check_password(*connect.username, *connect.password)) {
+                ++stats_.auth_failures;
+                abuse_.note(c.link->peer(), AbuseKind::auth_failure, now_ms);
+                log_.info("connection %" PRIu64 ": wrong password or unknown user '%s'",
+                          c.link->id(), connect.username->c_str());
+                return refuse(c, Reason::bad_user_name_or_password, kAuthenticationFailed);
+            }
+            c.username = connect.username;
+        } else if (!c.link->policy().allow_anonymous) {
+            return refuse(c, Reason::not_authorized,
+                          "anonymous clients are not allowed on this listener");
+        }
+    } else if (!c.link->policy().allow_anonymous) {
+        // Without a password file a listener that refuses anonymous clients can check no
+        // credentials, so it refuses everyone (except through enhanced authentication,
+        // above): no username is "not authorized", a username is "bad user name or
+        // password" (3.1.1 return codes 5 and 4).
         if (connect.username) {
             return refuse(c, Reason::bad_user_name_or_password,
                           "no password file to check the username against");
@@ -395,6 +415,17 @@ void Broker::accept_connect(Client &c, mqtt::Connect &&connect, mqtt::Connack &&
         client_id = buf;
         if (v5) {
             ack.properties.assigned_client_identifier = client_id;
+        }
+    }
+
+    if (!settings_.acl.empty() && !c.link->internal()) {
+        // Compiled once per connection: every later check only walks the client's rules.
+        c.acl = std::make_unique<ClientAcl>(settings_.acl.for_client(c.username, client_id));
+        if (connect.will && !c.acl->may_publish(connect.will->topic)) {
+            // The will would be a PUBLISH the client may not make (3.1.1 return code 5).
+            ++stats_.acl_denied_publish;
+            abuse_.note(c.link->peer(), AbuseKind::acl_denial, now_ms);
+            return refuse(c, Reason::not_authorized, "not authorized to publish the will topic");
         }
     }
 
@@ -576,6 +607,8 @@ void Broker::advance_auth(Client &c, AuthStep &&step, uint64_t now_ms) {
         log_.info("connection %" PRIu64 ": %sauthentication with %s failed: %s", c.link->id(),
                   connecting ? "" : "re-", a.method.c_str(), step.log_message.c_str());
         if (connecting) {
+            ++stats_.auth_failures;
+            abuse_.note(c.link->peer(), AbuseKind::auth_failure, now_ms);
             // Only a refusal may end the exchange; a method that says otherwise gets the
             // default 0x86.
             const bool refusal =
@@ -598,6 +631,9 @@ void Broker::advance_auth(Client &c, AuthStep &&step, uint64_t now_ms) {
             ack.properties.authentication_data = std::move(step.data);
         }
         std::unique_ptr<mqtt::Connect> connect = std::move(a.pending);
+        // The method vouches for the identity it authenticated; a method that names none
+        // accepted the CONNECT's user name.
+        c.username = identity.empty() ? connect->username : std::optional<std::string>(identity);
         return accept_connect(c, std::move(*connect), std::move(ack), now_ms);
     }
     mqtt::Auth done;
@@ -785,6 +821,22 @@ void Broker::handle_publish(Client &c, mqtt::Publish &&publish, uint64_t now_ms)
         if (c.version == Version::v5) {
             return refuse_publish(c, publish.qos, publish.packet_id, Reason::not_authorized,
                                   "$SYS topics are published by the broker only");
+        }
+        if (publish.qos == 2) {
+            s.inbound_qos2.insert(publish.packet_id); // its PUBREL is answered as usual
+        }
+        ack_publish(c, publish.qos, publish.packet_id, Reason::success, false);
+        return;
+    }
+    if (c.acl && !c.acl->may_publish(publish.topic)) {
+        // Not routed, not retained. 5.0: PUBACK/PUBREC 0x87 (a QoS 0 message is dropped);
+        // 3.1.1 has no way to say so, and the server acknowledges as usual [MQTT-3.3.5-2].
+        ++stats_.acl_denied_publish;
+        abuse_.note(c.link->peer(), AbuseKind::acl_denial, now_ms);
+        log_.debug("ACL: %s may not publish on %s", s.client_id().c_str(), publish.topic.c_str());
+        if (c.version == Version::v5) {
+            return refuse_publish(c, publish.qos, publish.packet_id, Reason::not_authorized,
+                                  "not authorized to publish on this topic");
         }
         if (publish.qos == 2) {
             s.inbound_qos2.insert(publish.packet_id); // its PUBREL is answered as usual
@@ -1076,6 +1128,12 @@ bool Broker::transmit(Session &s, Client &c, const Delivery &d, uint16_t packet_
                       uint64_t now_ms) {
     const Message &m = *d.message;
     mqtt::PublishRef ref;
+    if (c.acl && !c.acl->may_receive(m.topic)) {
+        // Read access is checked where a message is written, so retained messages, wills
+        // and messages queued while the client was away obey the client's current rules.
+        ++stats_.acl_denied_deliveries;
+        return false;
+    }
     if (s.queue_max_age_s != 0 &&
         static_cast<int64_t>(now_ms) - m.created_ms > int64_t{s.queue_max_age_s} * 1000) {
         ++stats_.dropped_max_age; // waited longer than its queue allows
@@ -1211,6 +1269,15 @@ void Broker::handle_subscribe(Client &c, mqtt::Subscribe &&subscribe, uint64_t n
                                       ? Reason::shared_subscriptions_not_supported
                                       : Reason::unspecified_error);
             why = "shared subscriptions are turned off on this server";
+            continue;
+        }
+        if (c.acl && !c.acl->may_subscribe(shared ? shared->filter : sub.filter)) {
+            // 5.0: 0x87 Not authorized; 3.1.1: 0x80 Failure [MQTT-3.9.3-2].
+            ++stats_.acl_denied_subscribe;
+            abuse_.note(c.link->peer(), AbuseKind::acl_denial, now_ms);
+            ack.reasons.push_back(c.version == Version::v5 ? Reason::not_authorized
+                                                           : Reason::unspecified_error);
+            why = "not authorized to subscribe to this filter";
             continue;
         }
         SubscriptionOptions o;
@@ -1472,6 +1539,7 @@ void Broker::tick(uint64_t now_ms) {
         log_.debug("session %s expired", s->client_id().c_str());
         destroy_session(s);
     }
+    abuse_.prune(now_ms);
     if (started_ms_ == 0) {
         started_ms_ = now_ms;
     }

@@ -5,6 +5,8 @@
 // Owned by app::Server for the life of the loop; everything it owns dies with it.
 #pragma once
 
+#include "abuse.hpp"
+#include "acl.hpp"
 #include "authenticator.hpp"
 #include "link.hpp"
 #include "message.hpp"
@@ -53,6 +55,15 @@ struct BrokerSettings {
     // Enhanced authentication methods by name (spec 4.12); a CONNECT naming another method,
     // or any method while this is empty, gets CONNACK 0x8C.
     AuthenticatorRegistry authenticators;
+    // Checks the username and password of a CONNECT against the password file (app/ wires
+    // it to auth::PasswordStore); empty when no password file is configured. Runs on the
+    // loop thread, so it must be cheap or cache its results.
+    std::function<bool(std::string_view username, std::string_view password)> check_password;
+    // Access control rules; empty: every client may publish and subscribe to anything.
+    // Internal clients (bridges) are never checked.
+    AclRules acl;
+    // Per-address counters, bans after failed authentications, connection rate limit.
+    AbuseSettings abuse;
     uint64_t random_seed = 0; // random and sticky strategies; 0 = random_device
     // How a shared subscription group picks the member for each message.
     ShareStrategy shared_strategy = ShareStrategy::round_robin;
@@ -83,6 +94,10 @@ struct BrokerStats {
     uint64_t refused_store_full = 0;      // QoS 1/2 PUBLISHes refused: the store is full
     uint64_t dropped_store_full = 0;      // queued messages dropped to make room in the store
     uint64_t deferred_acks = 0;           // PUBACK/PUBREC held until their commit
+    uint64_t auth_failures = 0;           // CONNECTs refused for a wrong username or password
+    uint64_t acl_denied_publish = 0;      // PUBLISHes (and wills at CONNECT) the ACL refused
+    uint64_t acl_denied_subscribe = 0;    // subscription filters the ACL refused
+    uint64_t acl_denied_deliveries = 0;   // messages not written: the receiver may not read them
     uint64_t dropped_max_age = 0;         // queued longer than the session's max_age
     uint64_t refused_queue_full = 0;      // QoS 1/2 PUBLISHes refused: a refusing queue is full
     // Non-success reason codes the broker sent (CONNACK, DISCONNECT, PUBACK, PUBREC, PUBREL,
@@ -115,6 +130,12 @@ class Broker {
     Broker(const Broker &) = delete;
     Broker &operator=(const Broker &) = delete;
 
+    // Whether a new connection from `link.peer()` may proceed (not banned, within the
+    // connection rate); net/ closes it at once, before on_open(), when not.
+    bool admit(const Link &link, uint64_t now_ms) {
+        return link.internal() || abuse_.admit(link.peer(), now_ms);
+    }
+    const AbuseTotals &abuse_totals() const { return abuse_.totals(); }
     // A connection opened; no packet yet.
     void on_open(Link &link);
     // A packet decoded on `link`.
@@ -207,6 +228,11 @@ class Broker {
         uint16_t outbound_alias_max = 0;
         std::unique_ptr<TopicAliasTable> outbound_aliases; // allocated on the first PUBLISH
         std::unique_ptr<AuthExchange> auth; // 5.0 enhanced authentication, when negotiated
+        // The user name someone vouched for: checked against the password file, or the
+        // identity of an enhanced authentication. Absent for anonymous clients and for
+        // names nobody checked, which the ACL treats as anonymous.
+        std::optional<std::string> username;
+        std::unique_ptr<ClientAcl> acl; // compiled at CONNECT; null: not checked
         // Acknowledgements of this client's PUBLISHes held in deferred_acks_; while any
         // is, later ones wait behind it so acks keep the order of the PUBLISHes [MQTT-4.6.0-2].
         uint32_t deferred_acks = 0;
@@ -301,6 +327,7 @@ class Broker {
     BrokerSettings settings_;
     util::Log &log_;
     BrokerStats stats_;
+    AbuseTracker abuse_;
     std::unordered_map<uint64_t, Client> clients_; // by link id
     // By client id; each key views its Session's own client_id(), so ids are stored once.
     std::unordered_map<std::string_view, std::unique_ptr<Session>> sessions_;

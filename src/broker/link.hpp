@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ferrymq::broker {
@@ -50,6 +51,9 @@ class Link {
     // An internal client (a bridge's local side) rather than a network connection: it may
     // use a "$bridge/" client id and is not redirected.
     virtual bool internal() const { return false; }
+    // The client's address (IP without port) for abuse counters and bans; empty when there
+    // is none (internal clients, tests).
+    virtual std::string_view peer() const { return {}; }
     // Overrides for the session of an internal client, 0 = the broker's settings: outgoing
     // QoS 1/2 in flight, and the queue's message and payload-byte limits.
     virtual uint16_t inflight_window() const { return 0; }

@@ -31,6 +31,10 @@ std::vector<std::pair<std::string, std::string>> sys_topics(const BrokerStats &s
     add("$SYS/broker/messages/expired", st.dropped_expired);
     add("$SYS/broker/messages/user_property_drops", st.user_property_drops);
     add("$SYS/broker/protocol_errors", st.protocol_errors);
+    add("$SYS/broker/auth/failures", st.auth_failures);
+    add("$SYS/broker/acl/denied/publish", st.acl_denied_publish);
+    add("$SYS/broker/acl/denied/subscribe", st.acl_denied_subscribe);
+    add("$SYS/broker/acl/denied/deliveries", st.acl_denied_deliveries);
     add("$SYS/broker/topic_alias/hits", st.topic_alias_hits);
     add("$SYS/broker/topic_alias/bytes_saved", st.topic_alias_bytes_saved);
     add("$SYS/broker/shared/deliveries", st.shared_deliveries);

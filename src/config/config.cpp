@@ -97,6 +97,16 @@ bool is_ip_literal(std::string_view host) {
            inet_pton(AF_INET6, copy.c_str(), bytes) == 1;
 }
 
+bool is_loopback(std::string_view host) {
+    std::string copy(host);
+    in_addr v4{};
+    if (inet_pton(AF_INET, copy.c_str(), &v4) == 1) {
+        return (ntohl(v4.s_addr) >> 24) == 127;
+    }
+    in6_addr v6{};
+    return inet_pton(AF_INET6, copy.c_str(), &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
 namespace {
 
 // A YAML node together with what an error about it should point at and call it.
@@ -324,6 +334,7 @@ ListenerConfig read_listener(const Reader &reader, const Value &item,
     }
     listener.host = endpoint->host;
     listener.port = endpoint->port;
+    listener.allow_anonymous = is_loopback(listener.host);
     for (size_t i = 0; i < earlier.size(); ++i) {
         if (address_key(earlier[i]) == address_key(listener)) {
             reader.fail(*bind, "duplicate bind '" + format_endpoint(listener.host, listener.port) +
@@ -445,8 +456,14 @@ void read_shared_subscriptions(const Reader &reader, const Value &value, Config 
 
 // authentication: SCRAM-SHA-256 users for MQTT 5.0 enhanced authentication.
 void read_authentication(const Reader &reader, const Value &value, Config &config) {
-    Section section = reader.section(value, {"scram_users", "scram_iterations"});
+    Section section = reader.section(value, {"password_file", "scram_users", "scram_iterations"});
     AuthenticationConfig &a = config.authentication;
+    if (auto v = section.get("password_file")) {
+        a.password_file = reader.string(*v);
+        if (a.password_file.empty()) {
+            reader.fail(*v, "password_file must not be empty");
+        }
+    }
     read_integer(reader, section, "scram_iterations", 4096, 10'000'000, a.scram_iterations);
     auto users = section.get("scram_users");
     if (!users || users->node.IsNull()) {
@@ -802,10 +819,78 @@ void read_plugins(const Reader &reader, const Value &value, Config &config) {
     }
 }
 
+// acl: access rules, first match wins, deny by default once one exists.
+void read_acl(const Reader &reader, const Value &value, Config &config) {
+    if (value.node.IsNull()) {
+        return;
+    }
+    if (!value.node.IsSequence()) {
+        reader.fail(value,
+                    "acl must be a list of '- topic: FILTER' rules, got " + describe(value.node));
+    }
+    for (size_t i = 0; i < value.node.size(); ++i) {
+        YAML::Node node = value.node[i];
+        Value item{node, node.IsNull() || node.Mark().is_null() ? value.mark : node.Mark(),
+                   value.path + "[" + std::to_string(i) + "]"};
+        Section s = reader.section(item, {"username", "client_id", "topic", "access", "action"});
+        AclRuleConfig rule;
+        rule.line = item.mark.line + 1;
+        auto topic = s.get("topic");
+        if (!topic) {
+            reader.fail(item, item.path + " needs a 'topic: FILTER'");
+        }
+        rule.topic = reader.string(*topic);
+        const mqtt::FilterCheck check = mqtt::check_filter(rule.topic);
+        if (rule.topic.empty() || check.reason != mqtt::Reason::success || check.shared) {
+            reader.fail(*topic, "'" + rule.topic + "' is not a valid topic filter");
+        }
+        if (auto v = s.get("username")) {
+            rule.username = reader.string(*v);
+        }
+        if (auto v = s.get("client_id")) {
+            rule.client_id = reader.string(*v);
+        }
+        if (auto v = s.get("access")) {
+            const std::string name = reader.string(*v);
+            if (name == "publish") {
+                rule.access = AclAccess::publish;
+            } else if (name == "subscribe") {
+                rule.access = AclAccess::subscribe;
+            } else if (name == "both") {
+                rule.access = AclAccess::both;
+            } else {
+                reader.fail(*v,
+                            "unknown access '" + name + "'; expected publish, subscribe or both");
+            }
+        }
+        if (auto v = s.get("action")) {
+            const std::string name = reader.string(*v);
+            if (name != "allow" && name != "deny") {
+                reader.fail(*v, "unknown action '" + name + "'; expected allow or deny");
+            }
+            rule.allow = name == "allow";
+        }
+        config.acl.push_back(std::move(rule));
+    }
+}
+
+// abuse: per-address counters, bans and connection rate.
+void read_abuse(const Reader &reader, const Value &value, Config &config) {
+    Section s = reader.section(
+        value, {"ban_after_failures", "window", "ban_time", "max_connects", "log_interval"});
+    AbuseConfig &a = config.abuse;
+    read_integer(reader, s, "ban_after_failures", 0, 1'000'000, a.ban_after_failures);
+    read_integer(reader, s, "window", 1, 86'400, a.window);
+    read_integer(reader, s, "ban_time", 1, 30 * 86'400, a.ban_time);
+    read_integer(reader, s, "max_connects", 0, 1'000'000, a.max_connects);
+    read_integer(reader, s, "log_interval", 1, 86'400, a.log_interval);
+}
+
 Config read_top_level(const Reader &reader, const Value &root) {
-    Section top = reader.section(
-        root, {"listeners", "data_dir", "log", "limits", "shared_subscriptions", "authentication",
-               "request_response", "sys", "redirect", "storage", "bridges", "plugins"});
+    Section top =
+        reader.section(root, {"listeners", "data_dir", "log", "limits", "shared_subscriptions",
+                              "authentication", "request_response", "sys", "redirect", "storage",
+                              "bridges", "plugins", "acl", "abuse"});
     Config config;
     if (auto value = top.get("listeners")) {
         read_listeners(reader, *value, config);
@@ -842,6 +927,12 @@ Config read_top_level(const Reader &reader, const Value &root) {
     }
     if (auto value = top.get("plugins")) {
         read_plugins(reader, *value, config);
+    }
+    if (auto value = top.get("acl")) {
+        read_acl(reader, *value, config);
+    }
+    if (auto value = top.get("abuse")) {
+        read_abuse(reader, *value, config);
     }
     return config;
 }

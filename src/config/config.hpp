@@ -39,6 +39,10 @@ std::string format_endpoint(std::string_view host, uint16_t port);
 // would depend on DNS at start-up and hide which interface is actually served.
 bool is_ip_literal(std::string_view host);
 
+// True when `host` is a numeric loopback address (127.0.0.0/8 or ::1): only this machine can
+// connect there, so such listeners accept anonymous clients unless the file says otherwise.
+bool is_loopback(std::string_view host);
+
 // One TCP listening socket.
 // What a listener accepts in the User Properties of a 5.0 PUBLISH.
 struct UserPropertyLimits {
@@ -52,7 +56,9 @@ struct ListenerConfig {
     UserPropertyLimits user_properties;
     std::string host = "127.0.0.1"; // numeric address to bind, IPv6 without brackets
     uint16_t port = 1883;           // 0 (command line only) means any free port
-    bool allow_anonymous = true;    // whether clients without a username may connect
+    // Whether clients without a username may connect. Default: true on a loopback address
+    // (the built-in 127.0.0.1 listener, "scripts/dev run"), false on any other.
+    bool allow_anonymous = true;
     int line = 0;                   // 1-based line of the entry in the file, 0 if not from one
 };
 
@@ -101,11 +107,28 @@ struct ScramUser {
     std::string password; // plain text until password files exist; derived at start-up
 };
 
-// Enhanced authentication. Interim: the security milestone moves users to a password file
-// of salted hashes.
+// Who may connect: the password file (for every listener) and SCRAM-SHA-256 users.
 struct AuthenticationConfig {
-    std::vector<ScramUser> scram_users; // empty: CONNECT with a method gets 0x8C
-    uint32_t scram_iterations = 4096;   // PBKDF2 rounds for the derived keys
+    // "ferrymq passwd" file (auth/password_file.hpp); empty = none. Its users authenticate
+    // with CONNECT's username and password on every listener, and with SCRAM-SHA-256 where
+    // their line carries SCRAM keys.
+    std::string password_file;
+    std::vector<ScramUser> scram_users; // plain-text SCRAM users; with the file's, 0x8C if none
+    uint32_t scram_iterations = 4096;   // PBKDF2 rounds for the keys derived from scram_users
+};
+
+// Who may publish or subscribe to what.
+enum class AclAccess : uint8_t { publish = 1, subscribe = 2, both = 3 };
+
+// One rule of the top-level `acl:` list; the first rule that matches a client and a topic
+// decides. Once any rule exists, what no rule allows is denied.
+struct AclRuleConfig {
+    std::optional<std::string> username;  // only this user; absent: every client
+    std::optional<std::string> client_id; // only this client id; absent: every client
+    std::string topic;                    // filter; "%u" and "%c" stand for username, client id
+    AclAccess access = AclAccess::both;
+    bool allow = true; // action: allow or deny
+    int line = 0;
 };
 
 // Server redirection (spec 4.11): while set, every client is sent elsewhere.
@@ -202,6 +225,16 @@ struct BridgeConfig {
     int line = 0;
 };
 
+// Per-address abuse counters (failed authentications, ACL denials, malformed packets are
+// always counted and logged, rate-limited), and what they may trigger.
+struct AbuseConfig {
+    uint32_t ban_after_failures = 0; // failed authentications within `window` that ban, 0 = off
+    uint32_t window = 60;            // seconds over which failures and connections are counted
+    uint32_t ban_time = 300;         // seconds a banned address is refused
+    uint32_t max_connects = 0;       // new connections per address per window, 0 = no limit
+    uint32_t log_interval = 10;      // seconds between log lines per address and kind
+};
+
 struct Config {
     std::vector<ListenerConfig> listeners{ListenerConfig{}}; // never empty
     std::string data_dir = "ferrymq-data"; // persistent state; relative paths are from the cwd
@@ -215,6 +248,8 @@ struct Config {
     StorageConfig storage;
     std::vector<BridgeConfig> bridges;
     std::vector<PluginConfig> plugins; // loaded in this order
+    std::vector<AclRuleConfig> acl;    // in order; empty: no access control
+    AbuseConfig abuse;
 };
 
 // Why a configuration was refused. what() is "FILE:LINE:COL: message" (1-based line and

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "net/connection.hpp"
 
+#include <arpa/inet.h>
+
 #include <cinttypes>
 #include <cstring>
 
@@ -34,6 +36,22 @@ Connection::~Connection() {
 
 void Connection::start() {
     opened_ms_ = last_packet_ms_ = owner_.now_ms();
+    sockaddr_storage addr{};
+    int len = sizeof addr;
+    if (uv_tcp_getpeername(&handle_, reinterpret_cast<sockaddr *>(&addr), &len) == 0) {
+        char text[INET6_ADDRSTRLEN] = "";
+        if (addr.ss_family == AF_INET) {
+            uv_ip4_name(reinterpret_cast<const sockaddr_in *>(&addr), text, sizeof text);
+        } else if (addr.ss_family == AF_INET6) {
+            uv_ip6_name(reinterpret_cast<const sockaddr_in6 *>(&addr), text, sizeof text);
+        }
+        peer_ = text;
+    }
+    if (!broker_.admit(*this, opened_ms_)) {
+        // Banned or over the connection rate: closed before the broker knows of it.
+        close_handle();
+        return;
+    }
     uv_tcp_nodelay(&handle_, 1);
     broker_.on_open(*this);
     start_reading();

@@ -15,6 +15,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <string_view>
 #include <vector>
 
 namespace ferrymq::net {
@@ -68,6 +70,7 @@ class Connection final : public broker::Link {
     // broker::Link
     uint64_t id() const override { return id_; }
     const broker::ListenerPolicy &policy() const override { return policy_; }
+    std::string_view peer() const override { return peer_; }
     void send(const mqtt::Packet &packet) override;
     bool send_publish(const mqtt::PublishRef &publish, const broker::MessagePtr &message) override;
     // Bytes the kernel has not accepted yet: this turn's output plus what libuv still
@@ -113,6 +116,7 @@ class Connection final : public broker::Link {
     bool dirty_ = false;    // queued in the owner's flush list
     bool paused_ = false;   // reading stopped for backpressure
     uint32_t buffer_limit_; // unsent output bytes above which reading pauses
+    std::string peer_;      // the client's IP address, set by start()
     ReadBuffer in_;         // received bytes not yet cut into frames
     OutputBuffer out_;      // encoded this turn, not yet written
 };

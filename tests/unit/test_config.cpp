@@ -10,9 +10,11 @@
 #include <string>
 #include <string_view>
 
+using ferrymq::config::AclAccess;
 using ferrymq::config::Config;
 using ferrymq::config::ConfigError;
 using ferrymq::config::Endpoint;
+using ferrymq::config::is_loopback;
 using ferrymq::config::kMaxPacketSize;
 using ferrymq::config::load_config_file;
 using ferrymq::config::load_config_string;
@@ -170,7 +172,7 @@ TEST_CASE("config: unknown keys are refused at every level") {
     CHECK(error_of("listners:\n  - bind: 127.0.0.1:1883\n") ==
           "t.yaml:1:1: unknown key 'listners' in top level; expected one of: listeners, "
           "data_dir, log, limits, shared_subscriptions, authentication, request_response, sys, "
-          "redirect, storage, bridges, plugins");
+          "redirect, storage, bridges, plugins, acl, abuse");
     CHECK(error_of("log:\n  levle: info\n") ==
           "t.yaml:2:3: unknown key 'levle' in log; expected one of: level");
     CHECK(starts_with(error_of("limits:\n  max_conections: 1\n"),
@@ -405,4 +407,90 @@ TEST_CASE("config: plugins are '- path: FILE' entries, in order") {
     CHECK(error_of("plugins:\n  - path: \"\"\n") == "t.yaml:2:11: path must not be empty");
     CHECK(starts_with(error_of("plugins:\n  - path: a.so\n    opts: 1\n"),
                       "t.yaml:3:5: unknown key 'opts' in plugins[0];"));
+}
+
+TEST_CASE("config: allow_anonymous defaults to true on loopback addresses only") {
+    Config config = load_config_string("listeners:\n"
+                                       "  - bind: 127.0.0.1:1883\n"
+                                       "  - bind: 127.8.9.10:1883\n"
+                                       "  - bind: \"[::1]:1883\"\n"
+                                       "  - bind: 0.0.0.0:1883\n"
+                                       "  - bind: \"[::]:1883\"\n"
+                                       "  - bind: 192.168.1.2:1883\n"
+                                       "  - bind: 192.168.1.2:1884\n"
+                                       "    allow_anonymous: true\n",
+                                       "t.yaml");
+    REQUIRE(config.listeners.size() == 7);
+    CHECK(config.listeners[0].allow_anonymous);
+    CHECK(config.listeners[1].allow_anonymous);
+    CHECK(config.listeners[2].allow_anonymous);
+    CHECK_FALSE(config.listeners[3].allow_anonymous);
+    CHECK_FALSE(config.listeners[4].allow_anonymous);
+    CHECK_FALSE(config.listeners[5].allow_anonymous);
+    CHECK(config.listeners[6].allow_anonymous);
+    CHECK(Config{}.listeners[0].allow_anonymous); // the embedded default, 127.0.0.1
+    CHECK(is_loopback("127.0.0.1"));
+    CHECK(is_loopback("::1"));
+    CHECK_FALSE(is_loopback("::"));
+    CHECK_FALSE(is_loopback("128.0.0.1"));
+}
+
+TEST_CASE("config: password_file and acl rules") {
+    Config config = load_config_string("authentication:\n"
+                                       "  password_file: /etc/ferrymq/passwd\n"
+                                       "acl:\n"
+                                       "  - topic: \"users/%u/#\"\n"
+                                       "  - username: admin\n"
+                                       "    topic: \"#\"\n"
+                                       "    access: subscribe\n"
+                                       "  - client_id: dev1\n"
+                                       "    topic: cmd/dev1\n"
+                                       "    access: publish\n"
+                                       "    action: deny\n",
+                                       "t.yaml");
+    CHECK(config.authentication.password_file == "/etc/ferrymq/passwd");
+    REQUIRE(config.acl.size() == 3);
+    CHECK(config.acl[0].topic == "users/%u/#");
+    CHECK(config.acl[0].access == AclAccess::both);
+    CHECK(config.acl[0].allow);
+    CHECK_FALSE(config.acl[0].username.has_value());
+    CHECK(config.acl[0].line == 4);
+    CHECK(config.acl[1].username == "admin");
+    CHECK(config.acl[1].access == AclAccess::subscribe);
+    CHECK(config.acl[2].client_id == "dev1");
+    CHECK(config.acl[2].access == AclAccess::publish);
+    CHECK_FALSE(config.acl[2].allow);
+    auto error_at = [](const std::string &yaml) {
+        try {
+            load_config_string(yaml, "t.yaml");
+        } catch (const ConfigError &e) {
+            return std::string(e.what());
+        }
+        return std::string();
+    };
+    CHECK(error_at("acl:\n  - topic: a/#/b\n") ==
+          "t.yaml:2:12: 'a/#/b' is not a valid topic filter");
+    CHECK(error_at("acl:\n  - topic: a\n    access: read\n") ==
+          "t.yaml:3:13: unknown access 'read'; expected publish, subscribe or both");
+    CHECK(error_at("acl:\n  - topic: a\n    action: maybe\n") ==
+          "t.yaml:3:13: unknown action 'maybe'; expected allow or deny");
+    CHECK(error_at("acl:\n  - username: x\n") == "t.yaml:2:5: acl[0] needs a 'topic: FILTER'");
+    CHECK(
+        error_at("acl:\n  - topic: a\n    user: x\n").rfind("t.yaml:3:5: unknown key 'user'", 0) ==
+        0);
+    CHECK(error_at("authentication:\n  password_file: \"\"\n") ==
+          "t.yaml:2:18: password_file must not be empty");
+}
+
+TEST_CASE("config: abuse section") {
+    Config config = load_config_string("abuse:\n  ban_after_failures: 5\n  window: 30\n"
+                                       "  ban_time: 600\n  max_connects: 20\n",
+                                       "t.yaml");
+    CHECK(config.abuse.ban_after_failures == 5);
+    CHECK(config.abuse.window == 30);
+    CHECK(config.abuse.ban_time == 600);
+    CHECK(config.abuse.max_connects == 20);
+    CHECK(config.abuse.log_interval == 10);
+    CHECK(error_of("abuse:\n  window: 0\n") == "t.yaml:2:11: abuse.window must be between 1 and "
+                                               "86400, got 0");
 }
