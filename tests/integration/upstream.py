@@ -77,8 +77,9 @@ class Mosquitto:
 
 class TcpProxy:
     """Forwards every connection on its own free port to `target_port`. cut() closes what
-    is open and refuses new connections until restore(); stall() keeps connections open
-    but stops moving bytes (a half-open link) until unstall()."""
+    is open and closes new connections at once until restore(); stall() keeps connections
+    open but stops moving bytes (a half-open link) until unstall(). The listening socket
+    stays bound throughout: a port given back to the system could be taken meanwhile."""
 
     def __init__(self, target_port):
         self.target_port = target_port
@@ -87,6 +88,7 @@ class TcpProxy:
         self._pairs = []
         self._listener = None
         self._stalled = False
+        self._refusing = False
         self._stop = False
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._wake_r, self._wake_w = socket.socketpair()
@@ -140,6 +142,11 @@ class TcpProxy:
             client, _ = listener.accept()
         except OSError:
             return
+        with self._lock:
+            refusing = self._refusing
+        if refusing:
+            client.close()
+            return
         try:
             server = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
         except OSError:
@@ -174,12 +181,10 @@ class TcpProxy:
                 pass
 
     def cut(self):
-        """The link goes down: open connections are closed, new ones refused."""
+        """The link goes down: open connections are closed, new ones closed at once."""
         with self._lock:
-            listener, self._listener = self._listener, None
+            self._refusing = True
             pairs, self._pairs = self._pairs, []
-        if listener:
-            listener.close()
         for pair in pairs:
             for s in pair:
                 try:
@@ -190,7 +195,9 @@ class TcpProxy:
         self._wake()
 
     def restore(self):
-        self._listen()
+        with self._lock:
+            self._refusing = False
+        self._wake()
 
     def stall(self):
         with self._lock:
@@ -205,6 +212,11 @@ class TcpProxy:
     def close(self):
         self._stop = True
         self.cut()
+        self._wake()
         self._thread.join(5)
+        with self._lock:
+            listener, self._listener = self._listener, None
+        if listener:
+            listener.close()
         self._wake_r.close()
         self._wake_w.close()
