@@ -3,7 +3,9 @@
 by the test on a free loopback port) and publishes what it subscribes to there locally.
 Link faults come from a TCP proxy between the two that the test cuts or stalls; nothing
 acknowledged locally may be lost, and order is kept (duplicates only from redelivery)."""
+import os
 import re
+import shutil
 import signal
 import threading
 import time
@@ -14,7 +16,7 @@ import pytest
 from mqtt_helpers import (PUBACK, V311, V5, Prop, ConnectionClosed, RawClient, WaitTimeout,
                           publish_packet)
 from mqtt_helpers import clients  # noqa: F401 (fixture, used by name)
-from upstream import Mosquitto, TcpProxy
+from upstream import Mosquitto, NetNamespace, TcpProxy
 
 
 @pytest.fixture
@@ -541,3 +543,43 @@ def test_health_topics_report_the_backlog(start_broker, clients, mosquitto, prox
     value = None
     while value != b"3":
         value = watch.receive(timeout=max(deadline - time.monotonic(), 0.1)).payload
+
+
+@pytest.fixture
+def netns():
+    """A network namespace with a veth link to it, made by the test and removed after."""
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.skip("network namespaces need root and iproute2")
+    made = []
+
+    def make():
+        ns = NetNamespace(len(made)).create()
+        made.append(ns)
+        return ns
+
+    yield make
+    for ns in made:
+        ns.delete()
+
+
+def test_link_set_down_is_detected_within_one_and_a_half_keep_alives(start_broker, clients,
+                                                                    tmp_path, netns):
+    """The upstream lives in a network namespace; setting the veth link down drops packets
+    without a reset. The bridge notices by keep-alive: no packet for 1.5 x keep-alive."""
+    ns = netns()
+    m = Mosquitto(tmp_path / "mosquitto-ns", host=ns.ns_ip, prefix=ns.prefix)
+    m.start()
+    try:
+        b = start_broker(config_text=bridge_config(0, subscribe=" []", keep_alive=2).replace(
+            '"127.0.0.1:0"', f'"{ns.ns_ip}:{m.port}"'))
+        wait_state(clients, b, "b40", "online")
+        mark = b.log_mark()
+        ns.down()
+        started = time.monotonic()
+        b.wait_for_log(r"half-open", since=mark, timeout=10)
+        elapsed = time.monotonic() - started
+        assert elapsed <= 2 * 1.5 + 1.0, f"detected after {elapsed:.1f} s"
+        ns.up()
+        wait_state(clients, b, "b40", "online", timeout=20)
+    finally:
+        m.stop()

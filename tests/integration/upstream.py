@@ -16,31 +16,34 @@ from mqtt_helpers import free_ports
 START_TIMEOUT = 10
 
 
-def _wait_port(port, timeout=START_TIMEOUT, process=None):
+def _wait_port(port, timeout=START_TIMEOUT, process=None, host="127.0.0.1"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             raise RuntimeError(f"mosquitto exited with {process.returncode}")
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            socket.create_connection((host, port), timeout=0.5).close()
             return
         except OSError:
             time.sleep(0.02)
-    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+    raise RuntimeError(f"nothing listens on {host}:{port} after {timeout}s")
 
 
 class Mosquitto:
     """One Mosquitto process. `addresses` and connect() let RawClient talk to it like to a
     ferrymq Broker from the harness."""
 
-    def __init__(self, workdir, port=None, extra_config="", persistent=False):
+    def __init__(self, workdir, port=None, extra_config="", persistent=False, host="127.0.0.1",
+                 prefix=()):
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = port or free_ports(1)[0]
         self.extra_config = extra_config
         self.persistent = persistent  # keep sessions across a stop (SIGTERM) and start
         self.process = None
-        self.addresses = [("127.0.0.1", self.port)]
+        self.host = host      # the address it listens on
+        self.prefix = prefix  # e.g. ("ip", "netns", "exec", NAME): run it in a namespace
+        self.addresses = [(host, self.port)]
 
     def start(self):
         conf = self.workdir / "mosquitto.conf"
@@ -51,15 +54,17 @@ class Mosquitto:
         # otherwise drop what a bridge delivers meanwhile (1,000 by default).
         persistence = (f"persistence true\npersistence_location {self.workdir}/\n"
                        if self.persistent else "persistence false\n")
-        conf.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+        conf.write_text(f"listener {self.port} {self.host}\nallow_anonymous true\n"
                         f"{persistence}max_queued_messages 0\n{user}"
                         f"{self.extra_config}\n")
         log = open(self.workdir / "mosquitto.log", "ab")
         binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self.process = subprocess.Popen([binary, "-c", str(conf)], stdout=log, stderr=log,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
+        # "ip netns exec" execs the command, so the PID is Mosquitto's own.
+        self.process = subprocess.Popen([*self.prefix, binary, "-c", str(conf)], stdout=log,
+                                        stderr=log, stdin=subprocess.DEVNULL,
+                                        start_new_session=True)
         log.close()
-        _wait_port(self.port, process=self.process)
+        _wait_port(self.port, process=self.process, host=self.host)
         return self
 
     def stop(self):
@@ -220,3 +225,45 @@ class TcpProxy:
             listener.close()
         self._wake_r.close()
         self._wake_w.close()
+
+
+class NetNamespace:
+    """A network namespace joined to this one by a veth pair: HOST_IP here, NS_IP inside.
+    down() sets the link down on this side, so packets vanish without a reset (a half-open
+    link). Needs root; delete() removes what create() made."""
+
+    def __init__(self, index):
+        tag = f"{os.getpid() % 10000}{index}"
+        self.name = f"fmq{tag}"
+        self.host_if = f"fmqh{tag}"
+        self.ns_if = f"fmqn{tag}"
+        subnet = 200 + (os.getpid() + index) % 50
+        self.host_ip = f"10.253.{subnet}.1"
+        self.ns_ip = f"10.253.{subnet}.2"
+        self.prefix = ("ip", "netns", "exec", self.name)
+
+    def _ip(self, *args, ns=False, check=True):
+        cmd = (["ip", "netns", "exec", self.name] if ns else []) + ["ip", *args]
+        subprocess.run(cmd, check=check, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def create(self):
+        subprocess.run(["ip", "netns", "add", self.name], check=True)
+        self._ip("link", "add", self.host_if, "type", "veth", "peer", "name", self.ns_if)
+        self._ip("link", "set", self.ns_if, "netns", self.name)
+        self._ip("addr", "add", f"{self.host_ip}/30", "dev", self.host_if)
+        self._ip("link", "set", self.host_if, "up")
+        self._ip("addr", "add", f"{self.ns_ip}/30", "dev", self.ns_if, ns=True)
+        self._ip("link", "set", self.ns_if, "up", ns=True)
+        self._ip("link", "set", "lo", "up", ns=True)
+        return self
+
+    def down(self):
+        self._ip("link", "set", self.host_if, "down")
+
+    def up(self):
+        self._ip("link", "set", self.host_if, "up")
+
+    def delete(self):
+        self._ip("link", "del", self.host_if, check=False)
+        subprocess.run(["ip", "netns", "del", self.name], check=False,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
