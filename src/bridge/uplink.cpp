@@ -156,6 +156,8 @@ void Uplink::on_connected(int status) {
     connect.client_id = config_.client_id;
     connect.username = config_.username;
     connect.password = config_.password;
+    sent_private_ = version_ != mqtt::Version::v5 && config_.try_private && !private_refused_;
+    connect.bridge = sent_private_;
     if (version_ == mqtt::Version::v5) {
         if (config_.session_expiry != 0) {
             connect.properties.session_expiry_interval = config_.session_expiry;
@@ -285,6 +287,13 @@ void Uplink::handle(mqtt::Packet &&packet) {
             return;
         }
         if (ack->reason != mqtt::Reason::success) {
+            if (sent_private_ && ack->reason == mqtt::Reason::unsupported_protocol_version) {
+                // It does not know the bridge flag: connect as a plain client; the echo
+                // filter prevents loops instead.
+                private_refused_ = true;
+                fail("upstream refused the 3.1.1 bridge flag (try_private); retrying without it");
+                return;
+            }
             fail("upstream refused the connection: " + std::string(mqtt::reason_name(ack->reason)));
             return;
         }
@@ -366,6 +375,11 @@ void Uplink::fail(const std::string &reason) {
         return;
     }
     const bool was_online = state_ == State::online;
+    if (state_ == State::await_connack && sent_private_ && !private_refused_ &&
+        reason.starts_with("closed by")) {
+        // Some brokers close instead of answering an unknown protocol level.
+        private_refused_ = true;
+    }
     last_reason_ = reason;
     if (reason != logged_reason_) {
         log_.warn("bridge %s: %s", config_.name.c_str(), reason.c_str());

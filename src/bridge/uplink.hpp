@@ -130,6 +130,8 @@ class Uplink {
     uint64_t last_sent_ms_ = 0;     // loop clock of the last write (for PINGREQ)
     uint64_t last_received_ms_ = 0; // loop clock of the last packet from upstream
     uint64_t online_since_ms_ = 0;  // loop clock of the latest CONNACK
+    bool private_refused_ = false;  // the upstream refused the 3.1.1 bridge flag: sent no more
+    bool sent_private_ = false;     // the current attempt's CONNECT carries the flag
     uint32_t max_packet_size_ = mqtt::kMaxRemainingLength + 5; // from CONNACK
     uint16_t keep_alive_ = 0; // negotiated (Server Keep Alive replaces ours)
     uint64_t bytes_out_ = 0;

@@ -654,10 +654,11 @@ SubscribeRule read_subscribe_rule(const Reader &reader, const Value &item) {
 
 BridgeConfig read_bridge(const Reader &reader, const Value &item,
                          const std::vector<BridgeConfig> &earlier) {
-    Section s = reader.section(item, {"name", "address", "addresses", "client_id", "username",
-                                      "password", "keep_alive", "clean_start", "session_expiry",
-                                      "protocol", "backoff", "failback", "window", "topic_aliases",
-                                      "queue", "dead_letter_topic", "forward", "subscribe"});
+    Section s =
+        reader.section(item, {"name", "address", "addresses", "client_id", "username", "password",
+                              "keep_alive", "clean_start", "session_expiry", "protocol", "backoff",
+                              "failback", "window", "topic_aliases", "try_private", "queue",
+                              "dead_letter_topic", "forward", "subscribe"});
     BridgeConfig b;
     b.line = item.mark.line + 1;
     auto name = s.get("name");
@@ -734,6 +735,9 @@ BridgeConfig read_bridge(const Reader &reader, const Value &item,
     read_integer(reader, s, "window", 1, 65535, b.window);
     if (auto v = s.get("topic_aliases")) {
         b.topic_aliases = reader.boolean(*v);
+    }
+    if (auto v = s.get("try_private")) {
+        b.try_private = reader.boolean(*v);
     }
     if (auto v = s.get("queue")) {
         Section qs = reader.section(*v, {"max_messages", "max_bytes", "max_age", "full_policy"});

@@ -59,7 +59,7 @@ struct ListenerConfig {
     // Whether clients without a username may connect. Default: true on a loopback address
     // (the built-in 127.0.0.1 listener, "scripts/dev run"), false on any other.
     bool allow_anonymous = true;
-    int line = 0;                   // 1-based line of the entry in the file, 0 if not from one
+    int line = 0; // 1-based line of the entry in the file, 0 if not from one
 };
 
 // Resource limits, each with a stated effect when reached.
@@ -214,6 +214,8 @@ struct BridgeConfig {
     uint16_t window = 100;     // QoS 1/2 messages in flight upstream (5.0: at most
                                // the upstream's Receive Maximum)
     bool topic_aliases = true; // 5.0: assign aliases within the upstream's maximum
+    bool try_private = true;   // 3.1.1: CONNECT as a bridge (protocol level 0x84) so the
+                               // upstream does not echo; again without it if refused
     uint32_t queue_max_messages = 1'000'000; // queued while the uplink is down or slow
     uint64_t queue_max_bytes = 256ull << 20; // payload bytes queued
     uint32_t queue_max_age = 0;              // seconds a message may wait, 0 = no limit

@@ -771,7 +771,8 @@ void encode_connect(const Connect &c, std::vector<uint8_t> &out) {
     const bool v5 = c.version == Version::v5;
     const size_t at = begin_frame(out, 0x10);
     put_bytes(out, c.version == Version::v31 ? "MQIsdp" : "MQTT");
-    put_u8(out, static_cast<uint8_t>(c.version));
+    put_u8(out, static_cast<uint8_t>(static_cast<uint8_t>(c.version) |
+                                     (c.bridge && c.version != Version::v5 ? 0x80 : 0)));
     uint8_t flags = c.clean_start ? 0x02 : 0x00;
     if (c.will) {
         flags |= static_cast<uint8_t>(0x04 | (c.will->qos << 3) | (c.will->retain ? 0x20 : 0));

@@ -54,6 +54,10 @@ struct Connect {
     std::optional<std::string> username;
     std::optional<std::string> password; // binary
     Properties properties;
+    // Encode only: sets the top bit of the protocol level (0x83/0x84), the unofficial way a
+    // 3.1/3.1.1 bridge tells a broker not to send its own messages back to it. Never
+    // decoded: a CONNECT with that bit is refused like any unknown level.
+    bool bridge = false;
     bool operator==(const Connect &) const = default;
 };
 

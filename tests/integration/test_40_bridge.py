@@ -583,3 +583,36 @@ def test_link_set_down_is_detected_within_one_and_a_half_keep_alives(start_broke
         wait_state(clients, b, "b40", "online", timeout=20)
     finally:
         m.stop()
+
+
+@pytest.mark.parametrize("try_private", [True, False], ids=["private", "plain"])
+def test_3_1_1_bridge_flag_stops_echoes_at_the_upstream(start_broker, clients, mosquitto,
+                                                       try_private):
+    """With try_private the 3.1.1 CONNECT carries the bridge flag and Mosquitto does not send
+    the bridge's own messages back; without it they come back and the echo filter drops
+    them. Either way local subscribers see each message once."""
+    m = mosquitto()
+    b = start_broker(config_text=bridge_config(
+        m.port, "3.1.1", forward='\n      - local: "tp40/#"',
+        subscribe='\n      - remote: "tp40/#"',
+        extra=f"    try_private: {'true' if try_private else 'false'}\n"))
+    wait_state(clients, b, "b40", "online")
+    local_sub = clients.raw(b, V5)
+    local_sub.connect("tp-sub")
+    local_sub.subscribe("tp40/#", qos=1)
+    up_sub = clients.raw(m, V5)
+    up_sub.connect("tp-up")
+    up_sub.subscribe("tp40/#", qos=1)
+    pub = clients.raw(b, V5)
+    pub.connect("tp-pub")
+    pub.publish("tp40/a", b"once", qos=1)
+    assert up_sub.receive().payload == b"once"
+    assert local_sub.receive().payload == b"once"
+    up_pub = clients.raw(m, V5)
+    up_pub.connect("tp-up-pub")
+    up_pub.publish("tp40/marker", b"marker", qos=1)  # behind any echo on the same link
+    assert local_sub.receive().payload == b"marker"
+    assert local_sub.barrier() == []
+    b.stop()
+    echoes = int(re.search(r"(\d+) echoes dropped", b.log_text()).group(1))
+    assert echoes == (0 if try_private else 1)

@@ -1210,3 +1210,21 @@ TEST_CASE("reason names and 3.1.1 CONNACK return codes") {
     CHECK(connack_return_code_v3(Reason::bad_user_name_or_password) == 4);
     CHECK(connack_return_code_v3(Reason::not_authorized) == 5);
 }
+
+TEST_CASE("codec: a bridge CONNECT sets the top bit of the 3.1/3.1.1 protocol level") {
+    using namespace ferrymq::mqtt;
+    Connect c;
+    c.version = Version::v311;
+    c.client_id = "bridge";
+    c.bridge = true;
+    const std::vector<uint8_t> bytes = encode(Packet(c), Version::v311);
+    // Fixed header (2) + protocol name (2 + 4) + level.
+    REQUIRE(bytes.size() > 8);
+    CHECK(bytes[8] == 0x84);
+    c.version = Version::v31;
+    CHECK(encode(Packet(c), Version::v31)[10] == 0x83); // "MQIsdp" is two bytes longer
+    // ferrymq itself does not accept it [MQTT-3.1.2-2].
+    CHECK_FALSE(decode(bytes, Version::v311).ok());
+    c.version = Version::v5; // no such thing in 5.0: No Local does the job
+    CHECK(encode(Packet(c), Version::v5)[8] == 5);
+}
