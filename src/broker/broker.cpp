@@ -655,6 +655,16 @@ void Broker::refuse_publish(Client &c, uint8_t qos, uint16_t packet_id, Reason r
     ack_publish(c, qos, packet_id, reason, false, why);
 }
 
+void Broker::drop_publish(Client &c, const mqtt::Publish &publish, std::string_view why) {
+    if (c.version == Version::v5) {
+        return refuse_publish(c, publish.qos, publish.packet_id, Reason::not_authorized, why);
+    }
+    if (publish.qos == 2) {
+        c.session->inbound_qos2.insert(publish.packet_id); // its PUBREL is answered as usual
+    }
+    ack_publish(c, publish.qos, publish.packet_id, Reason::success, false);
+}
+
 void Broker::ack_publish(Client &c, uint8_t qos, uint16_t packet_id, Reason reason, bool durable,
                          std::string_view why) {
     if (qos == 0) {
@@ -818,15 +828,7 @@ void Broker::handle_publish(Client &c, mqtt::Publish &&publish, uint64_t now_ms)
         ++stats_.dropped_sys_publish;
         log_.debug("dropped a PUBLISH on %s from %s: $SYS topics are the broker's",
                    publish.topic.c_str(), s.client_id().c_str());
-        if (c.version == Version::v5) {
-            return refuse_publish(c, publish.qos, publish.packet_id, Reason::not_authorized,
-                                  "$SYS topics are published by the broker only");
-        }
-        if (publish.qos == 2) {
-            s.inbound_qos2.insert(publish.packet_id); // its PUBREL is answered as usual
-        }
-        ack_publish(c, publish.qos, publish.packet_id, Reason::success, false);
-        return;
+        return drop_publish(c, publish, "$SYS topics are published by the broker only");
     }
     if (c.acl && !c.acl->may_publish(publish.topic)) {
         // Not routed, not retained. 5.0: PUBACK/PUBREC 0x87 (a QoS 0 message is dropped);
@@ -834,15 +836,7 @@ void Broker::handle_publish(Client &c, mqtt::Publish &&publish, uint64_t now_ms)
         ++stats_.acl_denied_publish;
         abuse_.note(c.link->peer(), AbuseKind::acl_denial, now_ms);
         log_.debug("ACL: %s may not publish on %s", s.client_id().c_str(), publish.topic.c_str());
-        if (c.version == Version::v5) {
-            return refuse_publish(c, publish.qos, publish.packet_id, Reason::not_authorized,
-                                  "not authorized to publish on this topic");
-        }
-        if (publish.qos == 2) {
-            s.inbound_qos2.insert(publish.packet_id); // its PUBREL is answered as usual
-        }
-        ack_publish(c, publish.qos, publish.packet_id, Reason::success, false);
-        return;
+        return drop_publish(c, publish, "not authorized to publish on this topic");
     }
     const uint8_t qos = publish.qos;
     const uint16_t packet_id = publish.packet_id;

@@ -261,6 +261,9 @@ class Broker {
     void handle_publish(Client &c, mqtt::Publish &&publish, uint64_t now_ms);
     void refuse_publish(Client &c, uint8_t qos, uint16_t packet_id, mqtt::Reason reason,
                         std::string_view why);
+    // Answers a PUBLISH that is not routed ($SYS topic, ACL): a 5.0 QoS 1/2 sender gets 0x87
+    // with `why`; a 3.1/3.1.1 one cannot be told, so its flow completes as if delivered.
+    void drop_publish(Client &c, const mqtt::Publish &publish, std::string_view why);
     // Sends the PUBACK/PUBREC of a QoS 1/2 PUBLISH, or holds it until the next commit when
     // `durable` (its handling changed durable state) or when an earlier one is held.
     void ack_publish(Client &c, uint8_t qos, uint16_t packet_id, mqtt::Reason reason, bool durable,

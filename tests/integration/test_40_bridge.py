@@ -88,6 +88,22 @@ def wait_state(clients, broker, name, prefix, timeout=15):
     raise AssertionError(f"bridge {name} state is {last!r}, expected {prefix!r}...")
 
 
+def bridge_in_outage(start_broker, clients, mosquitto, proxy, sub_id, **config):
+    """Mosquitto behind a proxy, a ferrymq bridged to it (forward rules only) that went
+    online, a QoS 1 subscriber to the bridge's topics on Mosquitto, and then the link cut
+    with the bridge in backoff. Returns (ferrymq, proxy, upstream subscriber)."""
+    m = mosquitto()
+    px = proxy(m.port)
+    b = start_broker(config_text=bridge_config(px.port, subscribe=" []", **config))
+    wait_state(clients, b, "b40", "online")
+    up_sub = clients.raw(m, V5)
+    up_sub.connect(sub_id)
+    up_sub.subscribe("up40/#", qos=1)
+    px.cut()
+    wait_state(clients, b, "b40", "backoff")
+    return b, px, up_sub
+
+
 def stream(broker, topic, count, version=V5, window=200, first=0):
     """Publishes `count` QoS 1 messages "%07d" first.. with `window` in flight; returns the
     sequence numbers acknowledged."""
@@ -200,15 +216,7 @@ def test_no_message_echoes_back(start_broker, clients, mosquitto, upstream):
 def test_outage_of_50000_messages_drains_in_order(start_broker, clients, mosquitto, proxy):
     """50,000 QoS 1 messages published while the uplink is down all arrive, in order, once
     it is back; the backlog drains at link speed."""
-    m = mosquitto()
-    px = proxy(m.port)
-    b = start_broker(config_text=bridge_config(px.port, subscribe=" []"))
-    wait_state(clients, b, "b40", "online")
-    up_sub = clients.raw(m, V5)
-    up_sub.connect("o-sub")
-    up_sub.subscribe("up40/#", qos=1)
-    px.cut()
-    wait_state(clients, b, "b40", "backoff")
+    b, px, up_sub = bridge_in_outage(start_broker, clients, mosquitto, proxy, "o-sub")
     acked = stream(b, "f40/x", 50000)
     assert len(acked) == 50000
     started = time.monotonic()
@@ -222,15 +230,7 @@ def test_outage_of_50000_messages_drains_in_order(start_broker, clients, mosquit
 def test_kill_9_and_three_link_failures_lose_nothing(start_broker, clients, mosquitto, proxy):
     """The same backlog, with ferrymq killed (-9) and restarted midway and the link cut three
     times while it drains: every acknowledged message arrives, first arrivals in order."""
-    m = mosquitto()
-    px = proxy(m.port)
-    b = start_broker(config_text=bridge_config(px.port, subscribe=" []"))
-    wait_state(clients, b, "b40", "online")
-    up_sub = clients.raw(m, V5)
-    up_sub.connect("k-sub")
-    up_sub.subscribe("up40/#", qos=1)
-    px.cut()
-    wait_state(clients, b, "b40", "backoff")
+    b, px, up_sub = bridge_in_outage(start_broker, clients, mosquitto, proxy, "k-sub")
     total = 20000
     assert len(stream(b, "f40/x", total)) == total
     px.restore()
@@ -259,16 +259,8 @@ def test_kill_9_and_three_link_failures_lose_nothing(start_broker, clients, mosq
 
 
 def test_queue_limit_drops_the_oldest(start_broker, clients, mosquitto, proxy):
-    m = mosquitto()
-    px = proxy(m.port)
-    b = start_broker(config_text=bridge_config(px.port, subscribe=" []",
-                                               queue="    queue: {max_messages: 5}\n"))
-    wait_state(clients, b, "b40", "online")
-    up_sub = clients.raw(m, V5)
-    up_sub.connect("q-sub")
-    up_sub.subscribe("up40/#", qos=1)
-    px.cut()
-    wait_state(clients, b, "b40", "backoff")
+    b, px, up_sub = bridge_in_outage(
+        start_broker, clients, mosquitto, proxy, "q-sub", queue="    queue: {max_messages: 5}\n")
     pub = clients.raw(b, V5)
     pub.connect("q-pub")
     for i in range(10):
@@ -344,16 +336,8 @@ def test_check_config_names_the_line_of_a_bad_rule(run_ferrymq, tmp_path):
 
 
 def test_queue_max_age_drops_what_waited_too_long(start_broker, clients, mosquitto, proxy):
-    m = mosquitto()
-    px = proxy(m.port)
-    b = start_broker(config_text=bridge_config(px.port, subscribe=" []",
-                                               queue="    queue: {max_age: 1}\n"))
-    wait_state(clients, b, "b40", "online")
-    up_sub = clients.raw(m, V5)
-    up_sub.connect("a-sub")
-    up_sub.subscribe("up40/#", qos=1)
-    px.cut()
-    wait_state(clients, b, "b40", "backoff")
+    b, px, up_sub = bridge_in_outage(
+        start_broker, clients, mosquitto, proxy, "a-sub", queue="    queue: {max_age: 1}\n")
     pub = clients.raw(b, V5)
     pub.connect("a-pub")
     for i in range(3):
@@ -368,16 +352,9 @@ def test_queue_max_age_drops_what_waited_too_long(start_broker, clients, mosquit
 
 def test_queue_full_policy_refuse_answers_quota_exceeded(start_broker, clients, mosquitto,
                                                          proxy):
-    m = mosquitto()
-    px = proxy(m.port)
-    b = start_broker(config_text=bridge_config(
-        px.port, subscribe=" []", queue="    queue: {max_messages: 3, full_policy: refuse}\n"))
-    wait_state(clients, b, "b40", "online")
-    up_sub = clients.raw(m, V5)
-    up_sub.connect("r-sub")
-    up_sub.subscribe("up40/#", qos=1)
-    px.cut()
-    wait_state(clients, b, "b40", "backoff")
+    b, px, up_sub = bridge_in_outage(
+        start_broker, clients, mosquitto, proxy, "r-sub",
+        queue="    queue: {max_messages: 3, full_policy: refuse}\n")
     pub = clients.raw(b, V5)
     pub.connect("r-pub")
     reasons = []
