@@ -5,6 +5,7 @@
 #include "broker/authenticator.hpp"
 #include "broker/broker.hpp"
 #include "memory_link.hpp"
+#include "silent_log.hpp"
 
 #include <doctest/doctest.h>
 
@@ -64,14 +65,11 @@ class EchoAuthenticator final : public broker::Authenticator {
 };
 
 struct Fixture {
-    Fixture() : log_file(std::fopen("/dev/null", "w")), log(util::LogLevel::error, log_file) {
+    Fixture() {
         settings.authenticators.add(
             kEcho, [this] { return std::make_unique<EchoAuthenticator>(echo, failure); });
     }
-    ~Fixture() {
-        broker.reset();
-        std::fclose(log_file);
-    }
+    ~Fixture() { broker.reset(); }
 
     broker::Broker &b() {
         if (!broker) {
@@ -107,8 +105,7 @@ struct Fixture {
         b().on_packet(link, a, now);
     }
 
-    std::FILE *log_file;
-    util::Log log;
+    test::SilentLog log;
     EchoLog echo;
     Reason failure = Reason::bad_user_name_or_password;
     broker::BrokerSettings settings;

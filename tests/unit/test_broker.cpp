@@ -3,6 +3,7 @@
 // decodes what the broker sends, so the real encoder is exercised too.
 #include "broker/broker.hpp"
 #include "memory_link.hpp"
+#include "silent_log.hpp"
 
 #include <doctest/doctest.h>
 
@@ -23,14 +24,10 @@ using FakeLink = ferrymq::test::MemoryLink;
 
 // One broker, a log that writes nowhere, and helpers to connect clients.
 struct Fixture {
-    Fixture() : log_file(std::fopen("/dev/null", "w")), log(util::LogLevel::error, log_file) {}
-    ~Fixture() {
-        broker.reset();
-        std::fclose(log_file);
-    }
 
-    std::FILE *log_file;
-    util::Log log;
+    ~Fixture() { broker.reset(); }
+
+    test::SilentLog log;
     BrokerSettings settings;
     std::unique_ptr<Broker> broker;
     std::vector<std::unique_ptr<FakeLink>> links;

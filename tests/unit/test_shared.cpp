@@ -5,6 +5,7 @@
 #include "broker/broker.hpp"
 #include "broker/shared_subscriptions.hpp"
 #include "memory_link.hpp"
+#include "silent_log.hpp"
 
 #include <doctest/doctest.h>
 
@@ -267,16 +268,10 @@ namespace {
 using ferrymq::test::MemoryLink;
 
 struct Fixture {
-    Fixture() : log_file(std::fopen("/dev/null", "w")), log(util::LogLevel::error, log_file) {
-        settings.random_seed = 1;
-    }
-    ~Fixture() {
-        broker.reset();
-        std::fclose(log_file);
-    }
+    Fixture() { settings.random_seed = 1; }
+    ~Fixture() { broker.reset(); }
 
-    std::FILE *log_file;
-    util::Log log;
+    test::SilentLog log;
     BrokerSettings settings;
     std::unique_ptr<Broker> broker;
     std::vector<std::unique_ptr<MemoryLink>> links;

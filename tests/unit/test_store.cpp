@@ -4,6 +4,7 @@
 // acknowledgements wait for the commit that holds their message.
 #include "broker/broker.hpp"
 #include "memory_link.hpp"
+#include "silent_log.hpp"
 #include "store/store.hpp"
 
 #include <doctest/doctest.h>
@@ -40,13 +41,10 @@ struct TempDir {
 // A broker over a store in `dir`. restart() throws both away (as a kill would: the last
 // commit is what survives) and builds new ones on the same directory.
 struct Fixture {
-    Fixture() : log_file(std::fopen("/dev/null", "w")), log(util::LogLevel::error, log_file) {
-        start();
-    }
+    Fixture() { start(); }
     ~Fixture() {
         broker.reset();
         store.reset();
-        std::fclose(log_file);
     }
 
     void start() {
@@ -134,8 +132,7 @@ struct Fixture {
 
     void close(MemoryLink &link) { broker->on_close(link, now); }
 
-    std::FILE *log_file;
-    util::Log log;
+    test::SilentLog log;
     TempDir dir;
     BrokerSettings settings;
     uint64_t max_size = 0;
@@ -446,8 +443,7 @@ TEST_CASE("store: a damaged database file is moved aside and a new one created")
         std::ofstream out(dir.path + "/ferrymq.db", std::ios::binary);
         out << std::string(8192, 'x');
     }
-    std::FILE *null = std::fopen("/dev/null", "w");
-    util::Log log(util::LogLevel::error, null);
+    test::SilentLog log;
     {
         store::Store s(log);
         store::StoreOptions options;
@@ -463,13 +459,11 @@ TEST_CASE("store: a damaged database file is moved aside and a new one created")
         moved += entry.path().filename().string().starts_with("ferrymq.db.corrupt-") ? 1 : 0;
     }
     CHECK(moved == 1);
-    std::fclose(null);
 }
 
 TEST_CASE("store: a second store on the same directory is refused while the first is open") {
     TempDir dir;
-    std::FILE *null = std::fopen("/dev/null", "w");
-    util::Log log(util::LogLevel::error, null);
+    test::SilentLog log;
     store::StoreOptions options;
     options.dir = dir.path;
     {
@@ -480,7 +474,6 @@ TEST_CASE("store: a second store on the same directory is refused while the firs
     }
     store::Store third(log);
     CHECK(third.open(options));
-    std::fclose(null);
 }
 
 TEST_CASE("store: a schema newer than this build is refused, not overwritten") {
@@ -491,13 +484,11 @@ TEST_CASE("store: a schema newer than this build is refused, not overwritten") {
         REQUIRE(sqlite3_exec(db, "PRAGMA user_version=99", nullptr, nullptr, nullptr) == SQLITE_OK);
         sqlite3_close(db);
     }
-    std::FILE *null = std::fopen("/dev/null", "w");
-    util::Log log(util::LogLevel::error, null);
+    test::SilentLog log;
     store::Store s(log);
     store::StoreOptions options;
     options.dir = dir.path;
     CHECK_FALSE(s.open(options));
-    std::fclose(null);
 }
 
 TEST_CASE("store: a version 1 database is migrated, and its queued messages kept") {
