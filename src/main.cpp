@@ -7,6 +7,7 @@
 #include "bench/bench.hpp"
 #include "config/config.hpp"
 #include "util/log.hpp"
+#include "util/systemd.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -117,10 +118,11 @@ int run(const RunOptions &options) {
         std::fprintf(stderr, "%s\n", e.what());
         return 1;
     }
-    util::Log log(config.log_level);
+    // Under systemd, stderr is the journal: no timestamps of our own, syslog priorities.
+    util::Log log(config.log_level, stderr, util::detect_log_style(stderr));
     log.info("ferrymq %s starting (config: %s)", FERRYMQ_VERSION,
              options.config_file.empty() ? "built-in defaults" : options.config_file.c_str());
-    app::Server server(config, log);
+    app::Server server(config, log, util::Notifier::from_environment());
     return server.run();
 }
 

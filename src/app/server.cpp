@@ -85,12 +85,16 @@ std::string random_salt() {
 }
 
 const char *signal_name(int signum) {
-    return signum == SIGINT ? "SIGINT" : signum == SIGTERM ? "SIGTERM" : "signal";
+    return signum == SIGINT    ? "SIGINT"
+           : signum == SIGTERM ? "SIGTERM"
+           : signum == SIGHUP  ? "SIGHUP"
+                               : "signal";
 }
 
 } // namespace
 
-Server::Server(const config::Config &config, util::Log &log) : config_(config), log_(log) {
+Server::Server(const config::Config &config, util::Log &log, util::Notifier notifier)
+    : config_(config), log_(log), notifier_(std::move(notifier)) {
     const config::Limits &limits = config.limits;
     broker::BrokerSettings settings;
     settings.max_packet_size = limits.max_packet_size;
@@ -199,6 +203,9 @@ int Server::run() {
         // Whatever start() opened is closed by running the loop once more after stop().
         stop();
         exit_code = 1;
+    } else {
+        last_status_ = status_line();
+        notify("READY=1\nSTATUS=" + last_status_);
     }
     uv_run(&loop_, UV_RUN_DEFAULT);
     // Every close callback has run, so no handle refers to a Listener any more.
@@ -314,8 +321,10 @@ void Server::commit_store() {
 bool Server::start() {
     uv_signal_init(&loop_, &sigint_);
     uv_signal_init(&loop_, &sigterm_);
+    uv_signal_init(&loop_, &sighup_);
     sigint_.data = this;
     sigterm_.data = this;
+    sighup_.data = this;
     signals_open_ = true;
     auto on_signal = [](uv_signal_t *handle, int signum) {
         static_cast<Server *>(handle->data)->on_signal(signum);
@@ -323,6 +332,9 @@ bool Server::start() {
     int rc = uv_signal_start(&sigint_, on_signal, SIGINT);
     if (rc == 0) {
         rc = uv_signal_start(&sigterm_, on_signal, SIGTERM);
+    }
+    if (rc == 0) {
+        rc = uv_signal_start(&sighup_, on_signal, SIGHUP);
     }
     if (rc != 0) {
         log_.error("cannot watch signals: %s (%s)", uv_err_name(rc), uv_strerror(rc));
@@ -333,6 +345,8 @@ bool Server::start() {
     uv_timer_init(&loop_, &tick_);
     uv_timer_init(&loop_, &commit_timer_);
     uv_check_init(&loop_, &polled_);
+    uv_timer_init(&loop_, &watchdog_);
+    watchdog_.data = this;
     polled_.data = this;
     uv_check_start(&polled_, [](uv_check_t *h) { static_cast<Server *>(h->data)->on_polled(); });
     flush_.data = this;
@@ -342,6 +356,15 @@ bool Server::start() {
     uv_prepare_start(&flush_, [](uv_prepare_t *h) { static_cast<Server *>(h->data)->flush_all(); });
     uv_timer_start(
         &tick_, [](uv_timer_t *h) { static_cast<Server *>(h->data)->on_tick(); }, 1000, 1000);
+    // The ping comes from a timer on this loop, so a loop stuck in a callback stops pinging
+    // and systemd restarts the broker. Half the interval leaves room for a late turn.
+    if (const uint64_t half_ms = notifier_.watchdog_usec() / 2000; half_ms != 0) {
+        uv_timer_start(
+            &watchdog_,
+            [](uv_timer_t *h) { static_cast<Server *>(h->data)->notify("WATCHDOG=1"); }, half_ms,
+            half_ms);
+        log_.debug("systemd watchdog: a ping every %llu ms", (unsigned long long)half_ms);
+    }
 
     // Bridges first: their local sessions and forward subscriptions exist before any client
     // can publish, so nothing bound upstream is missed.
@@ -387,6 +410,7 @@ void Server::stop() {
     }
     stopping_ = true;
     stop_started_ms_ = now_ms();
+    notify("STOPPING=1");
     for (const auto &listener : listeners_) {
         listener->close();
     }
@@ -407,8 +431,53 @@ void Server::stop() {
 }
 
 void Server::on_signal(int signum) {
+    if (signum == SIGHUP) {
+        reload();
+        return;
+    }
     log_.info("received %s, stopping", signal_name(signum));
     stop();
+}
+
+void Server::reload() {
+    log_.info("received SIGHUP: reload requested (not applied yet: restart to use a changed "
+              "configuration)");
+}
+
+// Sends one notification; the first failure is logged, later ones are not (the watchdog
+// would otherwise log twice per interval).
+void Server::notify(const std::string &state) {
+    if (!notifier_.notify(state) && !notify_failed_) {
+        notify_failed_ = true;
+        log_.warn("cannot notify the service manager (NOTIFY_SOCKET): %s", std::strerror(errno));
+    }
+}
+
+std::string Server::status_line() const {
+    size_t online = 0;
+    for (const auto &b : bridges_) {
+        online += b->online() ? 1 : 0;
+    }
+    std::string line = std::to_string(listeners_.size()) +
+                       (listeners_.size() == 1 ? " listener, " : " listeners, ") +
+                       std::to_string(connections_.size()) +
+                       (connections_.size() == 1 ? " client" : " clients");
+    if (!bridges_.empty()) {
+        line += ", " + std::to_string(online) + "/" + std::to_string(bridges_.size()) +
+                (bridges_.size() == 1 ? " bridge online" : " bridges online");
+    }
+    return line;
+}
+
+void Server::notify_status() {
+    if (!notifier_.enabled()) {
+        return;
+    }
+    std::string line = status_line();
+    if (line != last_status_) {
+        last_status_ = std::move(line);
+        notify("STATUS=" + last_status_);
+    }
 }
 
 void Server::on_accept(net::Listener &listener) {
@@ -556,6 +625,7 @@ void Server::on_tick() {
     for (const auto &b : bridges_) {
         b->tick(now);
     }
+    notify_status();
     // After a failed commit the database misses changes: every 10 s, try to write the
     // whole state again (it succeeds once the disk has room or is writable again).
     if (store_->stats().degraded && now >= next_resync_ms_) {
@@ -573,12 +643,14 @@ void Server::close_aux_handles() {
         uv_close(reinterpret_cast<uv_handle_t *>(&tick_), nullptr);
         uv_close(reinterpret_cast<uv_handle_t *>(&commit_timer_), nullptr);
         uv_close(reinterpret_cast<uv_handle_t *>(&polled_), nullptr);
+        uv_close(reinterpret_cast<uv_handle_t *>(&watchdog_), nullptr);
     }
     if (signals_open_) {
         // The handles are members, so there is nothing to free in a close callback.
         signals_open_ = false;
         uv_close(reinterpret_cast<uv_handle_t *>(&sigint_), nullptr);
         uv_close(reinterpret_cast<uv_handle_t *>(&sigterm_), nullptr);
+        uv_close(reinterpret_cast<uv_handle_t *>(&sighup_), nullptr);
     }
 }
 

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Wires the broker together from a Config and runs the libuv loop until SIGINT or SIGTERM.
+// Under systemd it reports READY=1, STATUS= and STOPPING=1, and pings the watchdog.
 #pragma once
 
 #include "app/plugins.hpp"
@@ -12,6 +13,7 @@
 #include "net/listener.hpp"
 #include "store/store.hpp"
 #include "util/log.hpp"
+#include "util/systemd.hpp"
 
 #include <uv.h>
 
@@ -27,7 +29,8 @@ namespace ferrymq::app {
 // returns the loop has been closed and no callback can reach the Server any more.
 class Server final : private net::ListenerHandler, private net::ConnectionOwner {
   public:
-    Server(const config::Config &config, util::Log &log);
+    // `notifier` reaches the service manager (systemd); a default one does nothing.
+    Server(const config::Config &config, util::Log &log, util::Notifier notifier = {});
     ~Server();
 
     Server(const Server &) = delete;
@@ -43,6 +46,13 @@ class Server final : private net::ListenerHandler, private net::ConnectionOwner 
     bool start();
     void stop();
     void on_signal(int signum);
+    // SIGHUP (systemctl reload): re-reads the configuration. For now it only logs.
+    void reload();
+    // Sends STATUS= to the service manager when the summary changed since the last one.
+    void notify_status();
+    // "2 listeners, 5 clients, 1/1 bridges online": the STATUS= line of systemctl status.
+    std::string status_line() const;
+    void notify(const std::string &state);
     void on_accept(net::Listener &listener) override;
     void on_listener_closed(net::Listener &listener) override;
     void on_tick();
@@ -69,7 +79,12 @@ class Server final : private net::ListenerHandler, private net::ConnectionOwner 
     uint64_t stop_started_ms_ = 0; // loop clock when stop() ran
     uv_signal_t sigint_{};
     uv_signal_t sigterm_{};
+    uv_signal_t sighup_{};
     bool signals_open_ = false;
+    util::Notifier notifier_;
+    bool notify_failed_ = false; // a notification could not be sent, already logged
+    std::string last_status_;    // the last STATUS= sent
+    uv_timer_t watchdog_{};      // WATCHDOG=1 every half interval, from the loop itself
     std::vector<std::unique_ptr<net::Listener>> listeners_;
     std::vector<broker::ListenerPolicy> policies_;              // one per listener, same order
     std::map<std::string, auth::ScramCredentials> scram_users_; // derived from the config

@@ -59,6 +59,8 @@ class Bridge final : public broker::Link, private UplinkOwner {
     // Detaches the local session (its queue stays stored) and closes the uplink.
     void stop(uint64_t now_ms);
     bool stopped() const { return uplink_.stopped(); }
+    // Connected upstream (CONNACK received).
+    bool online() const { return uplink_.online(); }
     // Once per loop turn before the group commit: hands the broker what waited for it.
     void turn(uint64_t now_ms);
     // After the commit: writes upstream what the turn produced.

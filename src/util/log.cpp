@@ -1,7 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "util/log.hpp"
 
+#include <sys/stat.h>
+
 #include <array>
+#include <cstdlib>
 #include <ctime>
 #include <string>
 
@@ -58,6 +61,36 @@ std::optional<LogLevel> parse_log_level(std::string_view name) {
     return std::nullopt;
 }
 
+LogStyle detect_log_style(std::FILE *out) {
+    const char *stream = std::getenv("JOURNAL_STREAM");
+    if (stream == nullptr) {
+        return LogStyle::plain;
+    }
+    unsigned long long device = 0;
+    unsigned long long inode = 0;
+    struct stat info {};
+    if (std::sscanf(stream, "%llu:%llu", &device, &inode) != 2 ||
+        ::fstat(fileno(out), &info) != 0) {
+        return LogStyle::plain;
+    }
+    return info.st_dev == device && info.st_ino == inode ? LogStyle::journal : LogStyle::plain;
+}
+
+int syslog_priority(LogLevel level) {
+    switch (level) {
+    case LogLevel::error:
+        return 3;
+    case LogLevel::warn:
+        return 4;
+    case LogLevel::info:
+        return 6;
+    case LogLevel::debug:
+    case LogLevel::trace:
+        return 7;
+    }
+    return 6;
+}
+
 std::string_view log_level_name(LogLevel level) {
     auto index = static_cast<size_t>(level);
     return index < kLevelNames.size() ? kLevelNames[index] : "?";
@@ -87,12 +120,18 @@ void Log::write(LogLevel level, const char *fmt, va_list args) {
 
     std::string line;
     line.reserve(32 + message.size());
-    append_timestamp(line);
-    line += ' ';
-    std::string_view name = log_level_name(level);
-    line += name;
-    // Pads the level to five characters so that messages start in one column.
-    line.append(6 - name.size(), ' ');
+    if (style_ == LogStyle::journal) {
+        line += '<';
+        line += static_cast<char>('0' + syslog_priority(level));
+        line += '>';
+    } else {
+        append_timestamp(line);
+        line += ' ';
+        std::string_view name = log_level_name(level);
+        line += name;
+        // Pads the level to five characters so that messages start in one column.
+        line.append(6 - name.size(), ' ');
+    }
     append_escaped(line, message);
     line += '\n';
     fwrite(line.data(), 1, line.size(), out_);

@@ -20,14 +20,29 @@ std::optional<LogLevel> parse_log_level(std::string_view name);
 // The lower-case name of `level`, the inverse of parse_log_level().
 std::string_view log_level_name(LogLevel level);
 
-// Writes one line per message: "2024-05-01T12:34:56.789Z info  listening on 127.0.0.1:1883".
+// How a line looks. `plain` (a terminal, a file, the tests):
+// "2024-05-01T12:34:56.789Z info  listening on 127.0.0.1:1883". `journal` (stderr connected
+// to systemd's journal, which adds its own timestamp): "<6>listening on 127.0.0.1:1883", the
+// level as the syslog priority prefix journald turns into the entry's priority.
+enum class LogStyle : unsigned char { plain, journal };
+
+// `journal` when `out` is the stream systemd connected to the journal: $JOURNAL_STREAM
+// names its device and inode ("DEV:INODE"); anything else, including stderr redirected to a
+// file by the unit, is `plain`.
+LogStyle detect_log_style(std::FILE *out);
+
+// The syslog priority of `level`: error 3, warn 4, info 6, debug and trace 7.
+int syslog_priority(LogLevel level);
+
+// Writes one line per message in the chosen LogStyle.
 // Owned by main() and outlives everything that holds a reference to it. It is used from the
 // loop thread only, so it has no lock; each line still goes out in a single write so that
 // lines from several processes sharing one stderr do not interleave.
 class Log {
   public:
-    explicit Log(LogLevel level = LogLevel::info, std::FILE *out = stderr)
-        : level_(level), out_(out) {}
+    explicit Log(LogLevel level = LogLevel::info, std::FILE *out = stderr,
+                 LogStyle style = LogStyle::plain)
+        : level_(level), out_(out), style_(style) {}
 
     Log(const Log &) = delete;
     Log &operator=(const Log &) = delete;
@@ -50,6 +65,7 @@ class Log {
   private:
     LogLevel level_;
     std::FILE *out_;
+    LogStyle style_;
 };
 
 } // namespace ferrymq::util
