@@ -262,7 +262,17 @@ void write_password_file(const std::string &path, const std::vector<PasswordEntr
         const int error = errno;
         throw PasswordFileError(path, 0, "cannot create " + tmp + ": " + std::strerror(error));
     }
-    ::fchmod(fd, 0600); // whatever the umask
+    // 0600 whatever the umask. A file being replaced passes on its group, and its group's
+    // read permission, so that a file the administrator made readable by the service's
+    // group (root:ferrymq 0640) stays readable after every change; never more than that.
+    mode_t mode = 0600;
+    struct stat old {};
+    if (::stat(path.c_str(), &old) == 0) {
+        if (::fchown(fd, static_cast<uid_t>(-1), old.st_gid) == 0) {
+            mode |= old.st_mode & S_IRGRP;
+        }
+    }
+    ::fchmod(fd, mode);
     size_t done = 0;
     while (done < text.size()) {
         const ssize_t n = ::write(fd, text.data() + done, text.size() - done);

@@ -78,7 +78,8 @@ std::vector<PasswordEntry> parse_password_file(std::string_view text, const std:
 std::vector<PasswordEntry> load_password_file(const std::string &path);
 
 // Replaces `path` atomically with `entries`: a temporary file in the same directory, mode
-// 0600, written and fsynced, then renamed over `path`. Throws PasswordFileError.
+// 0600 (plus the group and group read permission of the file it replaces), written and
+// fsynced, then renamed over `path`. Throws PasswordFileError.
 void write_password_file(const std::string &path, const std::vector<PasswordEntry> &entries);
 
 // The users of a password file, as the broker asks about them: checked on the loop thread at

@@ -94,6 +94,25 @@ def test_passwd_round_trip(ferrymq_bin, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["passwd"]
 
 
+def test_passwd_keeps_the_group_read_permission_of_the_file_it_replaces(ferrymq_bin, tmp_path):
+    """The packaged service reads /etc/ferrymq/passwd as user ferrymq: an administrator makes
+    it root:ferrymq 0640 once, and every later change keeps that, but never more."""
+    import grp
+
+    group = grp.getgrnam("nogroup").gr_gid if os.geteuid() == 0 else os.getgid()
+    path = tmp_path / "passwd"
+    assert passwd(ferrymq_bin, path, "alice", "a").returncode == 0
+    os.chown(path, -1, group)
+    os.chmod(path, 0o644)
+    assert passwd(ferrymq_bin, path, "bob", "b").returncode == 0
+    info = os.stat(path)
+    assert (stat.S_IMODE(info.st_mode), info.st_gid) == (0o640, group)
+    assert set(users_in(path)) == {"alice", "bob"}
+    os.chmod(path, 0o600)
+    assert passwd(ferrymq_bin, path, "bob", None, "--delete").returncode == 0
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
 def test_passwd_takes_no_password_from_argv(ferrymq_bin, tmp_path):
     """A third argument is refused (it would show in ps and the shell history), and an
     empty stdin adds nothing."""
