@@ -360,9 +360,8 @@ bool Server::start() {
     // and systemd restarts the broker. Half the interval leaves room for a late turn.
     if (const uint64_t half_ms = notifier_.watchdog_usec() / 2000; half_ms != 0) {
         uv_timer_start(
-            &watchdog_,
-            [](uv_timer_t *h) { static_cast<Server *>(h->data)->notify("WATCHDOG=1"); }, half_ms,
-            half_ms);
+            &watchdog_, [](uv_timer_t *h) { static_cast<Server *>(h->data)->notify("WATCHDOG=1"); },
+            half_ms, half_ms);
         log_.debug("systemd watchdog: a ping every %llu ms", (unsigned long long)half_ms);
     }
 

@@ -40,7 +40,9 @@ TEST_CASE("log: plain lines carry a UTC timestamp and the level name") {
     }
     const std::string text = contents(file);
     CHECK(std::regex_match(
-        text, std::regex(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z info  listening on 127\.0\.0\.1:1883\n)")));
+        text,
+        std::regex(
+            R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z info  listening on 127\.0\.0\.1:1883\n)")));
     std::fclose(file);
 }
 
