@@ -85,7 +85,10 @@ std::string random_salt() {
 }
 
 const char *signal_name(int signum) {
-    return signum == SIGINT ? "SIGINT" : signum == SIGTERM ? "SIGTERM" : "signal";
+    return signum == SIGINT    ? "SIGINT"
+           : signum == SIGTERM ? "SIGTERM"
+           : signum == SIGHUP  ? "SIGHUP"
+                               : "signal";
 }
 
 } // namespace
@@ -314,8 +317,10 @@ void Server::commit_store() {
 bool Server::start() {
     uv_signal_init(&loop_, &sigint_);
     uv_signal_init(&loop_, &sigterm_);
+    uv_signal_init(&loop_, &sighup_);
     sigint_.data = this;
     sigterm_.data = this;
+    sighup_.data = this;
     signals_open_ = true;
     auto on_signal = [](uv_signal_t *handle, int signum) {
         static_cast<Server *>(handle->data)->on_signal(signum);
@@ -323,6 +328,9 @@ bool Server::start() {
     int rc = uv_signal_start(&sigint_, on_signal, SIGINT);
     if (rc == 0) {
         rc = uv_signal_start(&sigterm_, on_signal, SIGTERM);
+    }
+    if (rc == 0) {
+        rc = uv_signal_start(&sighup_, on_signal, SIGHUP);
     }
     if (rc != 0) {
         log_.error("cannot watch signals: %s (%s)", uv_err_name(rc), uv_strerror(rc));
@@ -354,10 +362,17 @@ bool Server::start() {
     }
     // Connections keep a reference to their listener's policy: the vector never grows again.
     policies_.reserve(config_.listeners.size());
-    for (const config::ListenerConfig &listener_config : config_.listeners) {
+    for (size_t i = 0; i < config_.listeners.size(); ++i) {
+        const config::ListenerConfig &listener_config = config_.listeners[i];
         const config::UserPropertyLimits &up = listener_config.user_properties;
+        const bool identity = listener_config.tls && listener_config.tls->identity_as_username !=
+                                                         config::TlsConfig::Identity::none;
         policies_.push_back({listener_config.allow_anonymous, up.max_count, up.max_bytes,
-                             up.allowed_keys, up.strip});
+                             up.allowed_keys, up.strip, identity});
+        tls_contexts_.push_back(make_listener_tls(i));
+        if (listener_config.tls && !tls_contexts_.back()) {
+            return false;
+        }
         std::string wanted = config::format_endpoint(listener_config.host, listener_config.port);
         net::ListenerHandler &handler = *this;
         listeners_.push_back(std::make_unique<net::Listener>(loop_, log_, handler));
@@ -374,7 +389,8 @@ bool Server::start() {
                       wanted.c_str());
         }
         // Integration tests read the real port from this exact line; keep its form.
-        log_.info("listening on %s", listeners_.back()->address().c_str());
+        log_.info("listening on %s%s", listeners_.back()->address().c_str(),
+                  listener_config.tls ? " (TLS)" : "");
     }
     return true;
 }
@@ -407,8 +423,47 @@ void Server::stop() {
 }
 
 void Server::on_signal(int signum) {
+    if (signum == SIGHUP) {
+        log_.info("received SIGHUP, reloading");
+        reload();
+        return;
+    }
     log_.info("received %s, stopping", signal_name(signum));
     stop();
+}
+
+std::shared_ptr<const net::TlsContext> Server::make_listener_tls(size_t i) {
+    const config::ListenerConfig &listener = config_.listeners[i];
+    if (!listener.tls) {
+        return nullptr;
+    }
+    const std::string where = config::format_endpoint(listener.host, listener.port);
+    std::string error;
+    std::shared_ptr<const net::TlsContext> tls =
+        net::TlsContext::make(net::TlsContext::Role::server, *listener.tls, error);
+    if (!tls) {
+        log_.error("TLS on %s (line %d): %s", where.c_str(), listener.tls->line, error.c_str());
+        return nullptr;
+    }
+    log_.info("TLS on %s: %s", where.c_str(), tls->summary().c_str());
+    return tls;
+}
+
+void Server::reload() {
+    for (size_t i = 0; i < tls_contexts_.size(); ++i) {
+        if (!config_.listeners[i].tls) {
+            continue;
+        }
+        // New connections get the new certificate; open ones keep theirs.
+        if (std::shared_ptr<const net::TlsContext> tls = make_listener_tls(i)) {
+            tls_contexts_[i] = std::move(tls);
+        } else {
+            log_.error("keeping the previous TLS certificate on %s",
+                       config::format_endpoint(config_.listeners[i].host,
+                                               config_.listeners[i].port)
+                           .c_str());
+        }
+    }
 }
 
 void Server::on_accept(net::Listener &listener) {
@@ -420,10 +475,10 @@ void Server::on_accept(net::Listener &listener) {
     }
     const uint64_t id = next_connection_id_++;
     net::ConnectionOwner &owner = *this;
-    const broker::ListenerPolicy &policy = policies_[listener_index(listener)];
-    auto conn = std::make_unique<net::Connection>(loop_, id, *broker_, owner,
-                                                  config_.limits.max_packet_size,
-                                                  config_.limits.client_buffer_bytes, policy, log_);
+    const size_t index = listener_index(listener);
+    auto conn = std::make_unique<net::Connection>(
+        loop_, id, *broker_, owner, config_.limits.max_packet_size,
+        config_.limits.client_buffer_bytes, policies_[index], log_, tls_contexts_[index]);
     if (const int rc = listener.accept(conn->handle()); rc != 0) {
         log_.warn("accept on %s failed: %s", listener.address().c_str(), uv_err_name(rc));
         conn->abort(); // its close callback erases it from the registry
@@ -579,6 +634,7 @@ void Server::close_aux_handles() {
         signals_open_ = false;
         uv_close(reinterpret_cast<uv_handle_t *>(&sigint_), nullptr);
         uv_close(reinterpret_cast<uv_handle_t *>(&sigterm_), nullptr);
+        uv_close(reinterpret_cast<uv_handle_t *>(&sighup_), nullptr);
     }
 }
 

@@ -43,6 +43,11 @@ class Server final : private net::ListenerHandler, private net::ConnectionOwner 
     bool start();
     void stop();
     void on_signal(int signum);
+    // SIGHUP: re-reads what may change under a running broker (today the TLS certificates
+    // and keys of every listener). What cannot be read keeps its old value.
+    void reload();
+    // Builds listener `i`'s TLS context from its config; null and logged on failure.
+    std::shared_ptr<const net::TlsContext> make_listener_tls(size_t i);
     void on_accept(net::Listener &listener) override;
     void on_listener_closed(net::Listener &listener) override;
     void on_tick();
@@ -69,9 +74,13 @@ class Server final : private net::ListenerHandler, private net::ConnectionOwner 
     uint64_t stop_started_ms_ = 0; // loop clock when stop() ran
     uv_signal_t sigint_{};
     uv_signal_t sigterm_{};
+    uv_signal_t sighup_{};
     bool signals_open_ = false;
     std::vector<std::unique_ptr<net::Listener>> listeners_;
     std::vector<broker::ListenerPolicy> policies_;              // one per listener, same order
+    // One per listener, same order; null for plain TCP. Replaced on SIGHUP: connections
+    // keep the context they started with.
+    std::vector<std::shared_ptr<const net::TlsContext>> tls_contexts_;
     std::map<std::string, auth::ScramCredentials> scram_users_; // derived from the config
     std::unique_ptr<auth::PasswordStore> passwords_;            // null: no password file
     bool auth_ok_ = true;    // false: the password file could not be read, run() refuses to start
