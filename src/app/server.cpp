@@ -356,8 +356,19 @@ bool Server::start() {
     for (size_t i = 0; i < config_.bridges.size(); ++i) {
         // Local link ids far above any connection id, a range per bridge.
         const uint64_t id_base = (uint64_t{1} << 48) * (i + 1);
+        const config::BridgeConfig &bc = config_.bridges[i];
+        std::shared_ptr<const net::TlsContext> tls;
+        if (bc.tls) {
+            std::string error;
+            tls = net::TlsContext::make(net::TlsContext::Role::client, *bc.tls, error);
+            if (!tls) {
+                log_.error("bridge %s: TLS (line %d): %s", bc.name.c_str(), bc.tls->line,
+                           error.c_str());
+                return false;
+            }
+        }
         bridges_.push_back(
-            std::make_unique<bridge::Bridge>(loop_, *broker_, config_.bridges[i], log_, id_base));
+            std::make_unique<bridge::Bridge>(loop_, *broker_, bc, log_, id_base, std::move(tls)));
         bridges_.back()->start(now_ms());
     }
     // Connections keep a reference to their listener's policy: the vector never grows again.
@@ -389,8 +400,7 @@ bool Server::start() {
                       wanted.c_str());
         }
         // Integration tests read the real port from this exact line; keep its form.
-        log_.info("listening on %s%s", listeners_.back()->address().c_str(),
-                  listener_config.tls ? " (TLS)" : "");
+        log_.info("listening on %s", listeners_.back()->address().c_str());
     }
     return true;
 }

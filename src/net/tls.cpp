@@ -3,6 +3,7 @@
 
 #include <mbedtls/error.h>
 #include <mbedtls/oid.h>
+#include <mbedtls/pkcs5.h>
 #include <mbedtls/version.h>
 
 #include <algorithm>
@@ -171,6 +172,12 @@ bool TlsContext::load(std::string &error) {
 #else
         rc = mbedtls_pk_parse_keyfile(&own_key_, t.key_file.c_str(), pwd);
 #endif
+        if (rc == MBEDTLS_ERR_PKCS5_FEATURE_UNAVAILABLE) {
+            error = "key_file " + t.key_file + ": its PKCS#8 encryption is not supported by "
+                    "this mbedTLS; re-encrypt it as traditional PEM with AES-256, e.g. "
+                    "'openssl ec -aes256' or 'openssl rsa -aes256 -traditional'";
+            return false;
+        }
         if (rc != 0) {
             error = "key_file " + t.key_file + ": " + error_text(rc);
             return false;
