@@ -239,14 +239,12 @@ void Uplink::flush() {
     if (conn_ == nullptr || write_in_flight_) {
         return;
     }
-    if (tls_ && tls_->established() && !out_.empty()) {
-        tls_->send(out_);
-        out_.clear();
-    }
-    if (!has_output()) {
+    if (tls_ ? !tls_->seal_into(out_, writing_) : out_.empty()) {
         return;
     }
-    writing_.swap(tls_ ? tls_->output() : out_);
+    if (!tls_) {
+        writing_.swap(out_);
+    }
     write_in_flight_ = true;
     uv_buf_t buf = uv_buf_init(reinterpret_cast<char *>(writing_.data()),
                                static_cast<unsigned>(writing_.size()));

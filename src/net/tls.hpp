@@ -13,6 +13,7 @@
 #include <mbedtls/entropy.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/ssl.h>
+#include <mbedtls/ssl_cache.h>
 #include <mbedtls/x509_crt.h>
 
 #include <cstdint>
@@ -56,6 +57,7 @@ class TlsContext {
     mbedtls_x509_crt ca_;
     mbedtls_x509_crt own_cert_;
     mbedtls_pk_context own_key_;
+    mbedtls_ssl_cache_context cache_; // server: sessions clients may resume
     std::vector<int> ciphers_;       // zero-terminated, kept alive for conf_
     std::vector<const char *> alpn_; // null-terminated, points into settings_.alpn
     std::string summary_;
@@ -70,7 +72,7 @@ class TlsSession {
     };
 
     // `server_name` (client role): sent as SNI and, unless verify_hostname is off, the name
-    // the server's certificate must carry.
+    // the server's certificate must carry; empty: the context's settings().server_name.
     TlsSession(std::shared_ptr<const TlsContext> context, const std::string &server_name = {});
     ~TlsSession();
     TlsSession(const TlsSession &) = delete;
@@ -84,6 +86,10 @@ class TlsSession {
     Status receive(std::span<const uint8_t> ciphertext, std::span<const uint8_t> &plaintext);
     // Encrypts `plaintext` into output(). Only once established().
     Status send(std::span<const uint8_t> plaintext);
+    // For stream owners that write one vector at a time: encrypts `plaintext` (once
+    // established; it is left empty) and moves all pending ciphertext into `wire`, which
+    // must be empty. Returns whether `wire` now has bytes to write.
+    bool seal_into(std::vector<uint8_t> &plaintext, std::vector<uint8_t> &wire);
     // Queues a close_notify alert (after whatever was sent before).
     void close_notify();
 
