@@ -138,7 +138,7 @@ main_before=$(prop MainPID)
 check "systemctl reload: SIGHUP, same process, still active" sh -c "
     nsenter -t $pid1 -m -p -n systemctl reload ferrymq &&
     sleep 1 &&
-    nsenter -t $pid1 -m -p -n journalctl -u ferrymq --no-pager | grep -q 'reload requested' &&
+    nsenter -t $pid1 -m -p -n journalctl -u ferrymq --no-pager | grep -q 'received SIGHUP' &&
     [ \"\$(nsenter -t $pid1 -m -p -n systemctl show -P MainPID ferrymq)\" = $main_before ] &&
     [ \"\$(nsenter -t $pid1 -m -p -n systemctl is-active ferrymq)\" = active ]"
 restarts=$(prop NRestarts)

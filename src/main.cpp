@@ -294,6 +294,10 @@ CLI::App *add_bench_command(CLI::App &app, bench::Options &options) {
                             "durable: skip resuming the session to count the queued messages");
     bench_command->add_flag("!--no-subscriber", options.subscriber,
                             "durable: publishers only, for a bridge forward rule to store");
+    bench_command->add_option("--tls-ca", options.tls_ca,
+                              "Connect over TLS, trusting the CAs in this PEM file");
+    bench_command->add_option("--tls-server-name", options.tls_server_name,
+                              "Name in the broker's certificate (default: --host)");
     bench_command->footer("Exit status: 0 measured, 2 measured but messages were lost or "
                           "reordered, 1 the run failed.");
     return bench_command;

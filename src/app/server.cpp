@@ -370,16 +370,34 @@ bool Server::start() {
     for (size_t i = 0; i < config_.bridges.size(); ++i) {
         // Local link ids far above any connection id, a range per bridge.
         const uint64_t id_base = (uint64_t{1} << 48) * (i + 1);
+        const config::BridgeConfig &bc = config_.bridges[i];
+        std::shared_ptr<const net::TlsContext> tls;
+        if (bc.tls) {
+            std::string error;
+            tls = net::TlsContext::make(net::TlsContext::Role::client, *bc.tls, error);
+            if (!tls) {
+                log_.error("bridge %s: TLS (line %d): %s", bc.name.c_str(), bc.tls->line,
+                           error.c_str());
+                return false;
+            }
+        }
         bridges_.push_back(
-            std::make_unique<bridge::Bridge>(loop_, *broker_, config_.bridges[i], log_, id_base));
+            std::make_unique<bridge::Bridge>(loop_, *broker_, bc, log_, id_base, std::move(tls)));
         bridges_.back()->start(now_ms());
     }
     // Connections keep a reference to their listener's policy: the vector never grows again.
     policies_.reserve(config_.listeners.size());
-    for (const config::ListenerConfig &listener_config : config_.listeners) {
+    for (size_t i = 0; i < config_.listeners.size(); ++i) {
+        const config::ListenerConfig &listener_config = config_.listeners[i];
         const config::UserPropertyLimits &up = listener_config.user_properties;
+        const bool identity = listener_config.tls && listener_config.tls->identity_as_username !=
+                                                         config::TlsConfig::Identity::none;
         policies_.push_back({listener_config.allow_anonymous, up.max_count, up.max_bytes,
-                             up.allowed_keys, up.strip});
+                             up.allowed_keys, up.strip, identity});
+        tls_contexts_.push_back(make_listener_tls(i));
+        if (listener_config.tls && !tls_contexts_.back()) {
+            return false;
+        }
         std::string wanted = config::format_endpoint(listener_config.host, listener_config.port);
         net::ListenerHandler &handler = *this;
         listeners_.push_back(std::make_unique<net::Listener>(loop_, log_, handler));
@@ -431,6 +449,7 @@ void Server::stop() {
 
 void Server::on_signal(int signum) {
     if (signum == SIGHUP) {
+        log_.info("received SIGHUP, reloading");
         reload();
         return;
     }
@@ -438,9 +457,38 @@ void Server::on_signal(int signum) {
     stop();
 }
 
+std::shared_ptr<const net::TlsContext> Server::make_listener_tls(size_t i) {
+    const config::ListenerConfig &listener = config_.listeners[i];
+    if (!listener.tls) {
+        return nullptr;
+    }
+    const std::string where = config::format_endpoint(listener.host, listener.port);
+    std::string error;
+    std::shared_ptr<const net::TlsContext> tls =
+        net::TlsContext::make(net::TlsContext::Role::server, *listener.tls, error);
+    if (!tls) {
+        log_.error("TLS on %s (line %d): %s", where.c_str(), listener.tls->line, error.c_str());
+        return nullptr;
+    }
+    log_.info("TLS on %s: %s", where.c_str(), tls->summary().c_str());
+    return tls;
+}
+
 void Server::reload() {
-    log_.info("received SIGHUP: reload requested (not applied yet: restart to use a changed "
-              "configuration)");
+    for (size_t i = 0; i < tls_contexts_.size(); ++i) {
+        if (!config_.listeners[i].tls) {
+            continue;
+        }
+        // New connections get the new certificate; open ones keep theirs.
+        if (std::shared_ptr<const net::TlsContext> tls = make_listener_tls(i)) {
+            tls_contexts_[i] = std::move(tls);
+        } else {
+            log_.error("keeping the previous TLS certificate on %s",
+                       config::format_endpoint(config_.listeners[i].host,
+                                               config_.listeners[i].port)
+                           .c_str());
+        }
+    }
 }
 
 // Sends one notification; the first failure is logged, later ones are not (the watchdog
@@ -488,10 +536,10 @@ void Server::on_accept(net::Listener &listener) {
     }
     const uint64_t id = next_connection_id_++;
     net::ConnectionOwner &owner = *this;
-    const broker::ListenerPolicy &policy = policies_[listener_index(listener)];
-    auto conn = std::make_unique<net::Connection>(loop_, id, *broker_, owner,
-                                                  config_.limits.max_packet_size,
-                                                  config_.limits.client_buffer_bytes, policy, log_);
+    const size_t index = listener_index(listener);
+    auto conn = std::make_unique<net::Connection>(
+        loop_, id, *broker_, owner, config_.limits.max_packet_size,
+        config_.limits.client_buffer_bytes, policies_[index], log_, tls_contexts_[index]);
     if (const int rc = listener.accept(conn->handle()); rc != 0) {
         log_.warn("accept on %s failed: %s", listener.address().c_str(), uv_err_name(rc));
         conn->abort(); // its close callback erases it from the registry

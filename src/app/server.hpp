@@ -46,8 +46,11 @@ class Server final : private net::ListenerHandler, private net::ConnectionOwner 
     bool start();
     void stop();
     void on_signal(int signum);
-    // SIGHUP (systemctl reload): re-reads the configuration. For now it only logs.
+    // SIGHUP: re-reads what may change under a running broker (today the TLS certificates
+    // and keys of every listener). What cannot be read keeps its old value.
     void reload();
+    // Builds listener `i`'s TLS context from its config; null and logged on failure.
+    std::shared_ptr<const net::TlsContext> make_listener_tls(size_t i);
     // Sends STATUS= to the service manager when the summary changed since the last one.
     void notify_status();
     // "2 listeners, 5 clients, 1/1 bridges online": the STATUS= line of systemctl status.
@@ -87,6 +90,9 @@ class Server final : private net::ListenerHandler, private net::ConnectionOwner 
     uv_timer_t watchdog_{};      // WATCHDOG=1 every half interval, from the loop itself
     std::vector<std::unique_ptr<net::Listener>> listeners_;
     std::vector<broker::ListenerPolicy> policies_;              // one per listener, same order
+    // One per listener, same order; null for plain TCP. Replaced on SIGHUP: connections
+    // keep the context they started with.
+    std::vector<std::shared_ptr<const net::TlsContext>> tls_contexts_;
     std::map<std::string, auth::ScramCredentials> scram_users_; // derived from the config
     std::unique_ptr<auth::PasswordStore> passwords_;            // null: no password file
     bool auth_ok_ = true;    // false: the password file could not be read, run() refuses to start

@@ -76,7 +76,7 @@ struct Report {
 class Runner final : private ClientOwner {
   public:
     Runner(const Options &options, Scenario scenario, mqtt::Version version,
-           const sockaddr_storage &address);
+           const sockaddr_storage &address, std::shared_ptr<const net::TlsContext> tls);
     ~Runner();
     Runner(const Runner &) = delete;
     Runner &operator=(const Runner &) = delete;
@@ -163,6 +163,7 @@ class Runner final : private ClientOwner {
     Scenario scenario_;
     mqtt::Version version_;
     sockaddr_storage address_;
+    std::shared_ptr<const net::TlsContext> tls_; // null: plain TCP
     double duration_s_;
     double rate_; // total msg/s, 0 = flat out
     uint32_t total_clients_ = 0;
@@ -209,8 +210,9 @@ class Runner final : private ClientOwner {
 };
 
 Runner::Runner(const Options &options, Scenario scenario, mqtt::Version version,
-               const sockaddr_storage &address)
-    : options_(options), scenario_(scenario), version_(version), address_(address) {
+               const sockaddr_storage &address, std::shared_ptr<const net::TlsContext> tls)
+    : options_(options), scenario_(scenario), version_(version), address_(address),
+      tls_(std::move(tls)) {
     const bool holds = scenario == Scenario::idle;
     duration_s_ = options.duration.value_or(holds ? 2.0 : 10.0);
     rate_ = options.rate.value_or(scenario == Scenario::latency ? 20000.0 : 0.0);
@@ -337,7 +339,7 @@ void Runner::open_more() {
            opened_ - connected_ - failed_ < options_.concurrency) {
         const uint32_t index = opened_++;
         ClientOwner &owner = *this;
-        clients_.push_back(std::make_unique<Client>(loop_, owner, index, version_));
+        clients_.push_back(std::make_unique<Client>(loop_, owner, index, version_, tls_));
         Client &c = *clients_.back();
         const std::string id = "fmqb-" + nonce_ + "-" + std::to_string(index);
         SessionOptions session;
@@ -631,7 +633,7 @@ void Runner::resume_session(uint64_t now) {
         options_.broker_pid ? process_write_bytes(options_.broker_pid) : std::nullopt;
     resumed_client_ = uint32_t(clients_.size());
     ClientOwner &owner = *this;
-    clients_.push_back(std::make_unique<Client>(loop_, owner, resumed_client_, version_));
+    clients_.push_back(std::make_unique<Client>(loop_, owner, resumed_client_, version_, tls_));
     const std::string id = "fmqb-" + nonce_ + "-" + std::to_string(subscribers_[0].client);
     const int rc = clients_.back()->connect(reinterpret_cast<const sockaddr &>(address_), id,
                                             kKeepAlive, {false, kSessionExpiry});
@@ -1094,7 +1096,18 @@ int run(const Options &options) {
     if (!resolve(options.host, options.port, address, error)) {
         return refuse(error);
     }
-    Runner runner(options, *scenario, version, address);
+    std::shared_ptr<const net::TlsContext> tls;
+    if (!options.tls_ca.empty()) {
+        config::TlsConfig settings;
+        settings.ca_file = options.tls_ca;
+        settings.server_name =
+            options.tls_server_name.empty() ? options.host : options.tls_server_name;
+        tls = net::TlsContext::make(net::TlsContext::Role::client, settings, error);
+        if (!tls) {
+            return refuse("TLS: " + error);
+        }
+    }
+    Runner runner(options, *scenario, version, address, std::move(tls));
     // Each connection is a socket; 10,000 of them need more than the usual soft limit of 1024.
     const uint64_t sockets = uint64_t{runner.total_clients()} + 16;
     const uint64_t limit = raise_open_file_limit(error);

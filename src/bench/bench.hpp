@@ -45,6 +45,9 @@ struct Options {
                                      // every acknowledged message was queued
     bool subscriber = true;          // durable: false = publishers only, so the broker stores
                                      // only what something else wants (a bridge forward rule)
+    std::string tls_ca;              // non-empty: connect over TLS, trusting these CAs
+    std::string tls_server_name;     // the name the broker's certificate carries (default:
+                                     // --host)
 };
 
 // Runs one scenario and prints its result (human line on stdout, or with `json` the JSON

@@ -16,8 +16,9 @@ constexpr size_t kKeepCapacity = 16 * 1024;
 constexpr uint32_t kMaxInboundPacket = 16u << 20;
 } // namespace
 
-Client::Client(uv_loop_t &loop, ClientOwner &owner, uint32_t index, mqtt::Version version)
-    : owner_(owner), index_(index), version_(version) {
+Client::Client(uv_loop_t &loop, ClientOwner &owner, uint32_t index, mqtt::Version version,
+               std::shared_ptr<const net::TlsContext> tls)
+    : owner_(owner), index_(index), version_(version), tls_context_(std::move(tls)) {
     uv_tcp_init(&loop, &handle_);
     handle_.data = this;
     connect_req_.data = this;
@@ -68,6 +69,19 @@ void Client::on_connect(int status) {
         fail(std::string("read: ") + uv_err_name(rc));
         return;
     }
+    if (tls_context_) {
+        tls_ = std::make_unique<net::TlsSession>(tls_context_);
+        if (tls_->start() == net::TlsSession::Status::failed) {
+            fail("TLS: " + tls_->error());
+            return;
+        }
+        mark_dirty(); // the ClientHello; CONNECT follows the handshake
+        return;
+    }
+    send_connect();
+}
+
+void Client::send_connect() {
     mqtt::Connect connect;
     connect.version = version_;
     connect.clean_start = session_.clean_start;
@@ -124,11 +138,16 @@ void Client::mark_dirty() {
 
 void Client::flush() {
     dirty_ = false;
-    if (write_in_flight_ || out_.empty() || !tcp_connected_ || state_ == State::closing ||
+    if (write_in_flight_ || !tcp_connected_ || state_ == State::closing ||
         state_ == State::closed) {
         return;
     }
-    writing_.swap(out_);
+    if (tls_ ? !tls_->seal_into(out_, writing_) : out_.empty()) {
+        return;
+    }
+    if (!tls_) {
+        writing_.swap(out_);
+    }
     write_in_flight_ = true;
     uv_buf_t buf = uv_buf_init(reinterpret_cast<char *>(writing_.data()),
                                static_cast<unsigned>(writing_.size()));
@@ -155,11 +174,11 @@ void Client::on_write_done(int status) {
         fail(std::string("write: ") + uv_err_name(status));
         return;
     }
-    if (state_ == State::draining && out_.empty()) {
+    if (state_ == State::draining && !has_output()) {
         close(false);
         return;
     }
-    if (!out_.empty()) {
+    if (has_output()) {
         flush();
     }
 }
@@ -207,6 +226,13 @@ void Client::fail(const std::string &what) {
 }
 
 void Client::on_alloc(uv_buf_t *buf) {
+    if (tls_) {
+        // Ciphertext is decrypted at once: it never waits in `in_`.
+        std::vector<uint8_t> &shared = owner_.read_buffer();
+        *buf = uv_buf_init(reinterpret_cast<char *>(shared.data()),
+                           static_cast<unsigned>(shared.size()));
+        return;
+    }
     in_.alloc(owner_.read_buffer(), buf);
 }
 
@@ -217,8 +243,35 @@ void Client::on_read(ssize_t nread, const uv_buf_t *buf) {
         return;
     }
     const uint64_t recv_ns = uv_hrtime();
+    if (tls_) {
+        on_tls_read(std::span<const uint8_t>(reinterpret_cast<const uint8_t *>(buf->base),
+                                             size_t(nread)),
+                    recv_ns);
+        return;
+    }
     in_.on_read(buf, size_t(nread),
                 [this, recv_ns](std::span<const uint8_t> b) { return consume(b, recv_ns); });
+}
+
+void Client::on_tls_read(std::span<const uint8_t> ciphertext, uint64_t recv_ns) {
+    const bool was_established = tls_->established();
+    std::span<const uint8_t> plaintext;
+    const net::TlsSession::Status status = tls_->receive(ciphertext, plaintext);
+    if (status == net::TlsSession::Status::failed) {
+        fail("TLS: " + tls_->error());
+        return;
+    }
+    if (!tls_->output().empty()) {
+        mark_dirty();
+    }
+    if (!was_established && tls_->established()) {
+        send_connect();
+    }
+    in_.push(plaintext,
+             [this, recv_ns](std::span<const uint8_t> b) { return consume(b, recv_ns); });
+    if (status == net::TlsSession::Status::closed) {
+        fail("TLS closed by the broker");
+    }
 }
 
 // Hands every complete frame in `bytes` to handle(); returns the bytes consumed.

@@ -9,6 +9,7 @@
 #include "mqtt/codec.hpp"
 
 #include "net/read_buffer.hpp"
+#include "net/tls.hpp"
 
 #include <uv.h>
 
@@ -68,7 +69,9 @@ class Client final {
 
     // `index` is the owner's name for this client. The handle is initialised here, so the
     // client must be closed before it is destroyed.
-    Client(uv_loop_t &loop, ClientOwner &owner, uint32_t index, mqtt::Version version);
+    // With `tls`, the connection speaks TLS (the context names the server and its CA).
+    Client(uv_loop_t &loop, ClientOwner &owner, uint32_t index, mqtt::Version version,
+           std::shared_ptr<const net::TlsContext> tls = nullptr);
     ~Client();
     Client(const Client &) = delete;
     Client &operator=(const Client &) = delete;
@@ -98,7 +101,9 @@ class Client final {
     // Whether the CONNACK said the broker resumed a session it kept for this client id.
     bool session_present() const { return session_present_; }
     // Bytes queued or being written: the sender's own backlog.
-    size_t pending_bytes() const { return out_.size() + writing_.size(); }
+    size_t pending_bytes() const {
+        return out_.size() + writing_.size() + (tls_ ? tls_->output().size() : 0);
+    }
 
   private:
     void on_connect(int status);
@@ -110,6 +115,9 @@ class Client final {
     bool handle(mqtt::Packet &&packet, uint64_t recv_ns);
     void fail(const std::string &what);
     void mark_dirty();
+    void send_connect();
+    void on_tls_read(std::span<const uint8_t> ciphertext, uint64_t recv_ns);
+    bool has_output() const { return !out_.empty() || (tls_ && !tls_->output().empty()); }
 
     uv_tcp_t handle_{};
     uv_connect_t connect_req_{};
@@ -130,6 +138,8 @@ class Client final {
     net::ReadBuffer in_;           // bytes not yet cut into frames
     std::vector<uint8_t> out_;     // encoded this turn, not yet written
     std::vector<uint8_t> writing_; // owned by the write in flight
+    std::shared_ptr<const net::TlsContext> tls_context_; // null: plain TCP
+    std::unique_ptr<net::TlsSession> tls_;               // from the TCP connect on
 };
 
 } // namespace ferrymq::bench

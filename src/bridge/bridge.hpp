@@ -46,9 +46,10 @@ struct BridgeStats {
 
 class Bridge final : public broker::Link, private UplinkOwner {
   public:
-    // `id_base` names this bridge's local links (each attachment gets the next id).
+    // `id_base` names this bridge's local links (each attachment gets the next id); `tls`
+    // is the uplink's TLS context when the bridge has a tls block.
     Bridge(uv_loop_t &loop, broker::Broker &broker, const config::BridgeConfig &config,
-           util::Log &log, uint64_t id_base);
+           util::Log &log, uint64_t id_base, std::shared_ptr<const net::TlsContext> tls = nullptr);
     ~Bridge();
     Bridge(const Bridge &) = delete;
     Bridge &operator=(const Bridge &) = delete;

@@ -25,6 +25,8 @@ const char *Uplink::state_name(State s) {
         return "resolving";
     case State::connecting:
         return "connecting";
+    case State::tls_handshake:
+        return "tls_handshake";
     case State::await_connack:
         return "await_connack";
     case State::online:
@@ -36,11 +38,23 @@ const char *Uplink::state_name(State s) {
 }
 
 Uplink::Uplink(uv_loop_t &loop, UplinkOwner &owner, const config::BridgeConfig &config,
-               util::Log &log)
+               util::Log &log, std::shared_ptr<const net::TlsContext> tls)
     : loop_(loop), owner_(owner), config_(config), log_(log),
-      version_(config.v5 ? mqtt::Version::v5 : mqtt::Version::v311) {}
+      version_(config.v5 ? mqtt::Version::v5 : mqtt::Version::v311), tls_context_(std::move(tls)) {}
 
 Uplink::~Uplink() = default;
+
+std::string Uplink::server_name() const {
+    const std::string &name = tls_context_->settings().server_name;
+    return name.empty() ? config_.addresses[address_index_].host : name;
+}
+
+void Uplink::want_flush() {
+    if (!dirty_) {
+        dirty_ = true;
+        owner_.want_flush(*this);
+    }
+}
 
 std::string Uplink::current_address() const {
     const config::Endpoint &e = config_.addresses[address_index_];
@@ -137,7 +151,14 @@ void Uplink::on_connected(int status) {
         reinterpret_cast<uv_stream_t *>(&conn_->tcp),
         [](uv_handle_t *h, size_t, uv_buf_t *buf) {
             auto *c = static_cast<Conn *>(h->data);
-            c->uplink->in_.alloc(c->uplink->read_shared_, buf);
+            Uplink &u = *c->uplink;
+            if (u.tls_) {
+                // Ciphertext is decrypted at once: it never waits in `in_`.
+                *buf = uv_buf_init(reinterpret_cast<char *>(u.read_shared_.data()),
+                                   static_cast<unsigned>(u.read_shared_.size()));
+            } else {
+                u.in_.alloc(u.read_shared_, buf);
+            }
         },
         [](uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
             auto *c = static_cast<Conn *>(s->data);
@@ -149,8 +170,25 @@ void Uplink::on_connected(int status) {
         fail(std::string("read: ") + uv_err_name(rc));
         return;
     }
-    mqtt::Connect connect;
-    connect.version = version_;
+    if (tls_context_) {
+        if (tls_context_->settings().insecure) {
+            log_.warn("bridge %s: TLS to %s WITHOUT certificate verification (insecure: true)",
+                      config_.name.c_str(), current_address().c_str());
+        }
+        set_state(State::tls_handshake);
+        tls_ = std::make_unique<net::TlsSession>(tls_context_, server_name());
+        if (tls_->start() == net::TlsSession::Status::failed) {
+            fail("TLS to " + current_address() + ": " + tls_->error());
+            return;
+        }
+        flush(); // the ClientHello
+        return;
+    }
+    send_connect();
+}
+
+void Uplink::send_connect() {
+    mqtt::Connect connect;    connect.version = version_;
     connect.clean_start = config_.clean_start;
     connect.keep_alive = config_.keep_alive;
     connect.client_id = config_.client_id;
@@ -178,10 +216,7 @@ void Uplink::send(const mqtt::Packet &packet) {
     const size_t before = out_.size();
     mqtt::encode(packet, version_, out_);
     bytes_out_ += out_.size() - before;
-    if (!dirty_) {
-        dirty_ = true;
-        owner_.want_flush(*this);
-    }
+    want_flush();
 }
 
 bool Uplink::publish(const mqtt::PublishRef &publish) {
@@ -195,19 +230,21 @@ bool Uplink::publish(const mqtt::PublishRef &publish) {
         return false;
     }
     bytes_out_ += out_.size() - before;
-    if (!dirty_) {
-        dirty_ = true;
-        owner_.want_flush(*this);
-    }
+    want_flush();
     return true;
 }
 
 void Uplink::flush() {
     dirty_ = false;
-    if (conn_ == nullptr || write_in_flight_ || out_.empty()) {
+    if (conn_ == nullptr || write_in_flight_) {
         return;
     }
-    writing_.swap(out_);
+    if (tls_ ? !tls_->seal_into(out_, writing_) : out_.empty()) {
+        return;
+    }
+    if (!tls_) {
+        writing_.swap(out_);
+    }
     write_in_flight_ = true;
     uv_buf_t buf = uv_buf_init(reinterpret_cast<char *>(writing_.data()),
                                static_cast<unsigned>(writing_.size()));
@@ -232,13 +269,12 @@ void Uplink::on_write_done(int status) {
         fail(std::string("write: ") + uv_err_name(status));
         return;
     }
-    if (stopping_ && out_.empty()) {
+    if (stopping_ && !has_output()) {
         close_conn();
         return;
     }
-    if (!out_.empty() && !dirty_) {
-        dirty_ = true;
-        owner_.want_flush(*this);
+    if (has_output()) {
+        want_flush();
     }
 }
 
@@ -248,9 +284,37 @@ void Uplink::on_read(ssize_t nread, const uv_buf_t *buf) {
                              : std::string("read: ") + uv_err_name(static_cast<int>(nread)));
         return;
     }
-    bytes_in_ += static_cast<uint64_t>(nread);
+    if (tls_) {
+        on_tls_read(std::span<const uint8_t>(reinterpret_cast<const uint8_t *>(buf->base),
+                                             static_cast<size_t>(nread)));
+        return;
+    }
+    bytes_in_ += static_cast<uint64_t>(nread); // MQTT bytes, like bytes_out_
     in_.on_read(buf, static_cast<size_t>(nread),
                 [this](std::span<const uint8_t> b) { return consume(b); });
+}
+
+void Uplink::on_tls_read(std::span<const uint8_t> ciphertext) {
+    const bool was_established = tls_->established();
+    std::span<const uint8_t> plaintext;
+    const net::TlsSession::Status status = tls_->receive(ciphertext, plaintext);
+    if (status == net::TlsSession::Status::failed) {
+        fail("TLS to " + current_address() + " (" + server_name() + "): " + tls_->error());
+        return;
+    }
+    if (!tls_->output().empty()) {
+        want_flush();
+    }
+    if (!was_established && tls_->established()) {
+        log_.info("bridge %s: TLS to %s: %s", config_.name.c_str(), current_address().c_str(),
+                  tls_->description().c_str());
+        send_connect();
+    }
+    bytes_in_ += plaintext.size();
+    in_.push(plaintext, [this](std::span<const uint8_t> b) { return consume(b); });
+    if (status == net::TlsSession::Status::closed && conn_ != nullptr) {
+        fail("closed by the upstream broker (TLS close_notify)");
+    }
 }
 
 size_t Uplink::consume(std::span<const uint8_t> bytes) {
@@ -337,6 +401,7 @@ void Uplink::on_timer() {
         return;
     case State::resolving:
     case State::connecting:
+    case State::tls_handshake:
     case State::await_connack:
         fail("no CONNACK from " + current_address() + " within " +
              std::to_string(kConnectTimeoutMs / 1000) + " s");
@@ -408,6 +473,7 @@ void Uplink::close_conn() {
     out_.clear();
     dirty_ = false;
     in_ = net::ReadBuffer();
+    tls_.reset();
     if (conn_ == nullptr) {
         return;
     }

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 // The network side of a bridge: one MQTT client connection to an upstream broker, with the
-// link state machine Idle -> Resolving -> Connecting -> AwaitConnack -> Online -> Backoff,
+// link state machine Idle -> Resolving -> Connecting -> (TlsHandshake) -> AwaitConnack ->
+// Online -> Backoff,
 // reconnects with exponential backoff and jitter, failover over an address list, and
 // keep-alive that detects a half-open link. It frames and encodes packets; what they mean
-// is the Bridge's business (UplinkOwner). TLS will sit under it as another transport.
+// is the Bridge's business (UplinkOwner). With a tls block, a net::TlsSession sits between
+// the socket and the MQTT bytes; nothing above it knows.
 //
 // Owned by its Bridge for the life of the broker. Every TCP handle it opens is freed in its
 // close callback; stop() ends the state machine and closes what is open.
@@ -12,6 +14,7 @@
 #include "config/config.hpp"
 #include "mqtt/codec.hpp"
 #include "net/read_buffer.hpp"
+#include "net/tls.hpp"
 #include "util/log.hpp"
 
 #include <uv.h>
@@ -48,13 +51,15 @@ class Uplink {
         idle,          // not started, or stopped
         resolving,     // DNS lookup of the current address
         connecting,    // TCP connect in progress
+        tls_handshake, // TCP connected, TLS handshake in progress
         await_connack, // CONNECT sent
         online,        // CONNACK success received
         backoff,       // waiting before the next attempt
     };
     static const char *state_name(State s);
 
-    Uplink(uv_loop_t &loop, UplinkOwner &owner, const config::BridgeConfig &config, util::Log &log);
+    Uplink(uv_loop_t &loop, UplinkOwner &owner, const config::BridgeConfig &config, util::Log &log,
+           std::shared_ptr<const net::TlsContext> tls = nullptr);
     ~Uplink();
     Uplink(const Uplink &) = delete;
     Uplink &operator=(const Uplink &) = delete;
@@ -79,7 +84,9 @@ class Uplink {
     State state() const { return state_; }
     bool online() const { return state_ == State::online; }
     mqtt::Version version() const { return version_; }
-    size_t pending_bytes() const { return out_.size() + writing_.size(); }
+    size_t pending_bytes() const {
+        return out_.size() + writing_.size() + (tls_ ? tls_->output().size() : 0);
+    }
     uint64_t bytes_out() const { return bytes_out_; }
     uint64_t bytes_in() const { return bytes_in_; }
     uint64_t reconnects() const { return reconnects_; }
@@ -99,6 +106,12 @@ class Uplink {
     void on_resolved(uv_getaddrinfo_t *req, int status, addrinfo *res);
     void on_connected(int status);
     void on_read(ssize_t nread, const uv_buf_t *buf);
+    void on_tls_read(std::span<const uint8_t> ciphertext);
+    void send_connect();
+    // SNI and the name the upstream certificate must carry.
+    std::string server_name() const;
+    bool has_output() const { return !out_.empty() || (tls_ && !tls_->output().empty()); }
+    void want_flush();
     void on_write_done(int status);
     void on_timer();
     size_t consume(std::span<const uint8_t> bytes);
@@ -139,6 +152,8 @@ class Uplink {
     uint64_t reconnects_ = 0;
     std::string last_reason_;
     std::string logged_reason_; // the failure last logged, to log each change once
+    std::shared_ptr<const net::TlsContext> tls_context_; // null: plain TCP
+    std::unique_ptr<net::TlsSession> tls_;               // the current attempt's TLS state
     std::mt19937 rng_{std::random_device{}()};
 };
 

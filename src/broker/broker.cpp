@@ -268,6 +268,15 @@ void Broker::on_packet(Link &link, mqtt::Packet &&packet, uint64_t now_ms) {
     }
 }
 
+void Broker::on_transport_refused(Link &link, bool credentials, uint64_t now_ms) {
+    if (credentials) {
+        ++stats_.auth_failures;
+    } else {
+        ++stats_.protocol_errors;
+    }
+    abuse_.note(link.peer(), credentials ? AbuseKind::auth_failure : AbuseKind::malformed, now_ms);
+}
+
 void Broker::on_decode_error(Link &link, const mqtt::Error &error, std::span<const uint8_t> frame,
                              uint64_t now_ms) {
     auto it = clients_.find(link.id());
@@ -364,7 +373,18 @@ void Broker::handle_connect(Client &c, mqtt::Connect &&connect, uint64_t now_ms)
         return advance_auth(c, c.auth->exchange->start(pending.client_id, pending.username, data),
                             now_ms);
     }
-    if (settings_.check_password && !c.link->internal()) {
+    if (c.link->policy().identity_as_username && !c.link->internal()) {
+        // The TLS client certificate authenticated the client: it names the user, whatever
+        // CONNECT says, and there is no password to check.
+        const std::string_view identity = c.link->certificate_identity();
+        if (identity.empty()) {
+            return refuse(c, Reason::not_authorized,
+                          "this listener takes the username from a client certificate");
+        }
+        connect.username = std::string(identity);
+        connect.password.reset();
+        c.username = connect.username;
+    } else if (settings_.check_password && !c.link->internal()) {
         // A password file is configured: a username must come with its password
         // [MQTT-3.1.4-2] (the server may refuse a CONNECT that fails authentication), and
         // the reason never says whether the user exists.

@@ -138,6 +138,10 @@ class Broker {
     const AbuseTotals &abuse_totals() const { return abuse_.totals(); }
     // A connection opened; no packet yet.
     void on_open(Link &link);
+    // The transport refused `link` before any MQTT (a failed TLS handshake); `credentials`:
+    // it was the client's certificate, counted as a failed authentication, else as
+    // malformed input. net/ closes the link.
+    void on_transport_refused(Link &link, bool credentials, uint64_t now_ms);
     // A packet decoded on `link`.
     void on_packet(Link &link, mqtt::Packet &&packet, uint64_t now_ms);
     // Bytes on `link` could not be decoded; `frame` is the offending packet when whole.

@@ -23,6 +23,9 @@ struct ListenerPolicy {
     uint32_t max_user_property_bytes = 0;
     std::vector<std::string> allowed_user_property_keys;
     bool strip_user_properties = false;
+    // The transport authenticated the client (a TLS client certificate): its identity is
+    // the username, and no password is asked for. A client without one is not authorized.
+    bool identity_as_username = false;
 };
 
 class Link {
@@ -54,6 +57,9 @@ class Link {
     // The client's address (IP without port) for abuse counters and bans; empty when there
     // is none (internal clients, tests).
     virtual std::string_view peer() const { return {}; }
+    // Who the transport authenticated (a verified TLS client certificate's CN or SAN, as
+    // the listener chose); empty when nobody.
+    virtual std::string_view certificate_identity() const { return {}; }
     // Overrides for the session of an internal client, 0 = the broker's settings: outgoing
     // QoS 1/2 in flight, and the queue's message and payload-byte limits.
     virtual uint16_t inflight_window() const { return 0; }

@@ -5,6 +5,7 @@
 #include "mqtt/topic.hpp"
 
 #include <arpa/inet.h>
+#include <mbedtls/ssl.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -310,9 +311,12 @@ void read_user_property_limits(const Reader &reader, const Value &value,
     }
 }
 
+enum class TlsSide { listener, bridge };
+TlsConfig read_tls(const Reader &reader, const Value &value, TlsSide side);
+
 ListenerConfig read_listener(const Reader &reader, const Value &item,
                              const std::vector<ListenerConfig> &earlier) {
-    Section section = reader.section(item, {"bind", "allow_anonymous", "user_properties"});
+    Section section = reader.section(item, {"bind", "allow_anonymous", "user_properties", "tls"});
     ListenerConfig listener;
     listener.line = item.mark.line + 1;
     std::optional<Value> bind = section.get("bind");
@@ -347,6 +351,9 @@ ListenerConfig read_listener(const Reader &reader, const Value &item,
     }
     if (auto value = section.get("user_properties")) {
         read_user_property_limits(reader, *value, listener.user_properties);
+    }
+    if (auto value = section.get("tls")) {
+        listener.tls = read_tls(reader, *value, TlsSide::listener);
     }
     return listener;
 }
@@ -399,6 +406,130 @@ void read_integer(const Reader &reader, Section &section, const char *key, uint6
     if (auto value = section.get(key)) {
         field = static_cast<T>(reader.integer(*value, lo, hi));
     }
+}
+
+// A list of strings, such as tls.ciphers or tls.alpn.
+std::vector<std::string> read_string_list(const Reader &reader, const Value &value) {
+    if (!value.node.IsSequence()) {
+        reader.fail(value, value.path + " must be a list, got " + describe(value.node));
+    }
+    std::vector<std::string> out;
+    for (size_t i = 0; i < value.node.size(); ++i) {
+        YAML::Node node = value.node[i];
+        out.push_back(reader.string(Value{node, node.Mark().is_null() ? value.mark : node.Mark(),
+                                          value.path + "[" + std::to_string(i) + "]"}));
+    }
+    return out;
+}
+
+// One of `names` (in enum order), or an error listing them.
+template <class E>
+E read_choice(const Reader &reader, const Value &value,
+              std::initializer_list<std::string_view> names) {
+    const std::string text = reader.string(value);
+    size_t i = 0;
+    for (std::string_view name : names) {
+        if (name == text) {
+            return static_cast<E>(i);
+        }
+        ++i;
+    }
+    reader.fail(value, value.path + ": unknown value '" + text + "'; expected one of: " +
+                           join(names));
+}
+
+// listeners[].tls and bridges[].tls. Files must be readable now, so that a typo in a path is
+// reported with its line instead of at the first handshake.
+TlsConfig read_tls(const Reader &reader, const Value &value, TlsSide side) {
+    const bool listener = side == TlsSide::listener;
+    Section s = listener ? reader.section(value, {"ca_file", "cert_file", "key_file",
+                                                  "key_password_file", "ciphers", "min_version",
+                                                  "client_certificates", "identity_as_username",
+                                                  "handshake_timeout"})
+                         : reader.section(value, {"ca_file", "cert_file", "key_file",
+                                                  "key_password_file", "ciphers", "min_version",
+                                                  "server_name", "alpn", "verify_hostname",
+                                                  "insecure"});
+    TlsConfig tls;
+    tls.line = value.mark.line + 1;
+    auto file = [&](const char *key, std::string &field) {
+        if (auto v = s.get(key)) {
+            field = reader.string(*v);
+            if (::access(field.c_str(), R_OK) != 0) {
+                reader.fail(*v, v->path + " '" + field + "': cannot read: " + std::strerror(errno));
+            }
+        }
+    };
+    file("ca_file", tls.ca_file);
+    file("cert_file", tls.cert_file);
+    file("key_file", tls.key_file);
+    file("key_password_file", tls.key_password_file);
+    if (auto v = s.get("ciphers")) {
+        tls.ciphers = read_string_list(reader, *v);
+        for (const std::string &name : tls.ciphers) {
+            if (mbedtls_ssl_get_ciphersuite_id(name.c_str()) == 0) {
+                reader.fail(*v, v->path + ": unknown cipher suite '" + name +
+                                    "' (mbedTLS names, e.g. TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256)");
+            }
+        }
+    }
+    if (auto v = s.get("min_version")) {
+        tls.min_version = reader.string(*v);
+        if (tls.min_version != "1.2" && tls.min_version != "1.3") {
+            reader.fail(*v, v->path + " must be 1.2 or 1.3, got '" + tls.min_version + "'");
+        }
+#if !defined(MBEDTLS_SSL_PROTO_TLS1_3)
+        if (tls.min_version == "1.3") {
+            reader.fail(*v, v->path + ": this build's mbedTLS has no TLS 1.3");
+        }
+#endif
+    }
+    if (tls.cert_file.empty() != tls.key_file.empty()) {
+        reader.fail(value, value.path + " needs cert_file and key_file together");
+    }
+    if (listener) {
+        if (tls.cert_file.empty()) {
+            reader.fail(value, value.path + " needs cert_file and key_file");
+        }
+        if (auto v = s.get("client_certificates")) {
+            tls.client_certificates = read_choice<TlsConfig::ClientCertificates>(
+                reader, *v, {"none", "optional", "required"});
+        }
+        if (auto v = s.get("identity_as_username")) {
+            tls.identity_as_username =
+                read_choice<TlsConfig::Identity>(reader, *v, {"none", "cn", "san"});
+        }
+        read_integer(reader, s, "handshake_timeout", 1, 3600, tls.handshake_timeout);
+        if (tls.client_certificates != TlsConfig::ClientCertificates::none &&
+            tls.ca_file.empty()) {
+            reader.fail(value, value.path + ": client_certificates needs ca_file, the CAs that "
+                                            "sign client certificates");
+        }
+        if (tls.identity_as_username != TlsConfig::Identity::none &&
+            tls.client_certificates == TlsConfig::ClientCertificates::none) {
+            reader.fail(value, value.path + ": identity_as_username needs client_certificates "
+                                            "optional or required");
+        }
+    } else {
+        if (auto v = s.get("server_name")) {
+            tls.server_name = reader.string(*v);
+        }
+        if (auto v = s.get("alpn")) {
+            tls.alpn = read_string_list(reader, *v);
+            for (const std::string &p : tls.alpn) {
+                if (p.empty() || p.size() > 255) {
+                    reader.fail(*v, v->path + ": a protocol name has 1 to 255 bytes");
+                }
+            }
+        }
+        if (auto v = s.get("verify_hostname")) {
+            tls.verify_hostname = reader.boolean(*v);
+        }
+        if (auto v = s.get("insecure")) {
+            tls.insecure = reader.boolean(*v);
+        }
+    }
+    return tls;
 }
 
 void read_limits(const Reader &reader, const Value &value, Config &config) {
@@ -658,7 +789,7 @@ BridgeConfig read_bridge(const Reader &reader, const Value &item,
         reader.section(item, {"name", "address", "addresses", "client_id", "username", "password",
                               "keep_alive", "clean_start", "session_expiry", "protocol", "backoff",
                               "failback", "window", "topic_aliases", "try_private", "queue",
-                              "dead_letter_topic", "forward", "subscribe"});
+                              "dead_letter_topic", "forward", "subscribe", "tls"});
     BridgeConfig b;
     b.line = item.mark.line + 1;
     auto name = s.get("name");
@@ -755,6 +886,9 @@ BridgeConfig read_bridge(const Reader &reader, const Value &item,
     }
     if (auto v = s.get("dead_letter_topic")) {
         b.dead_letter_topic = reader.string(*v);
+    }
+    if (auto v = s.get("tls")) {
+        b.tls = read_tls(reader, *v, TlsSide::bridge);
     }
     auto read_list = [&](const char *key, auto &&read_one) {
         auto v = s.get(key);

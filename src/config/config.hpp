@@ -52,8 +52,36 @@ struct UserPropertyLimits {
     bool strip = false;                    // true: remove what breaks a rule; false: refuse
 };
 
+// TLS for a listener (`listeners[].tls`) or a bridge's uplink (`bridges[].tls`). The keys
+// of both sides share this struct; the reader accepts on each side only the keys that mean
+// something there. Files are PEM and are read when the broker starts (and, for listeners,
+// again on SIGHUP).
+struct TlsConfig {
+    enum class ClientCertificates : uint8_t { none, optional, required };
+    enum class Identity : uint8_t { none, cn, san };
+
+    // Both sides.
+    std::string ca_file;   // CAs that sign the peer's certificate; bridge: empty = the system store
+    std::string cert_file; // our certificate, then its intermediates (bridge: optional)
+    std::string key_file;  // its private key
+    std::string key_password_file; // first line: the key's password; empty = key not encrypted
+    std::vector<std::string> ciphers; // mbedTLS suite names; empty = the library's defaults
+    std::string min_version = "1.2";  // "1.2", or "1.3" where the library has it
+    // Listener only.
+    ClientCertificates client_certificates = ClientCertificates::none;
+    Identity identity_as_username = Identity::none; // the client certificate names the user
+    uint32_t handshake_timeout = 10;                // seconds from accept to a finished handshake
+    // Bridge only.
+    std::string server_name;        // SNI and the name checked; empty = the address's host
+    std::vector<std::string> alpn;  // e.g. x-amzn-mqtt-ca for AWS IoT Core on port 443
+    bool verify_hostname = true;    // the certificate must name server_name
+    bool insecure = false;          // no verification at all (warned at every connect)
+    int line = 0;
+};
+
 struct ListenerConfig {
     UserPropertyLimits user_properties;
+    std::optional<TlsConfig> tls;   // absent: plain TCP
     std::string host = "127.0.0.1"; // numeric address to bind, IPv6 without brackets
     uint16_t port = 1883;           // 0 (command line only) means any free port
     // Whether clients without a username may connect. Default: true on a loopback address
@@ -222,6 +250,7 @@ struct BridgeConfig {
     bool queue_refuse_when_full = false;     // full: refuse new (0x97) instead of drop oldest
     std::string dead_letter_topic;           // local topic for permanently refused messages;
                                              // empty: dropped (and counted)
+    std::optional<TlsConfig> tls;            // absent: plain TCP
     std::vector<ForwardRule> forward;
     std::vector<SubscribeRule> subscribe;
     int line = 0;

@@ -20,9 +20,11 @@ constexpr size_t kSharedPayloadMin = 1024;
 
 Connection::Connection(uv_loop_t &loop, uint64_t id, broker::Broker &broker, ConnectionOwner &owner,
                        uint32_t max_packet_size, uint32_t buffer_limit,
-                       const broker::ListenerPolicy &policy, util::Log &log)
+                       const broker::ListenerPolicy &policy, util::Log &log,
+                       std::shared_ptr<const TlsContext> tls)
     : id_(id), broker_(broker), owner_(owner), log_(log), policy_(policy),
-      max_packet_size_(max_packet_size), buffer_limit_(buffer_limit) {
+      max_packet_size_(max_packet_size), buffer_limit_(buffer_limit),
+      tls_context_(std::move(tls)) {
     uv_tcp_init(&loop, &handle_);
     handle_.data = this;
 }
@@ -53,6 +55,9 @@ void Connection::start() {
         return;
     }
     uv_tcp_nodelay(&handle_, 1);
+    if (tls_context_) {
+        tls_ = std::make_unique<TlsSession>(std::move(tls_context_));
+    }
     broker_.on_open(*this);
     start_reading();
 }
@@ -95,6 +100,13 @@ void Connection::resume_reading() {
 }
 
 void Connection::on_alloc(size_t, uv_buf_t *buf) {
+    if (tls_) {
+        // Ciphertext is decrypted at once: it never waits in `in_`.
+        std::vector<uint8_t> &shared = owner_.read_buffer();
+        *buf = uv_buf_init(reinterpret_cast<char *>(shared.data()),
+                           static_cast<unsigned>(shared.size()));
+        return;
+    }
     in_.alloc(owner_.read_buffer(), buf);
 }
 
@@ -106,7 +118,37 @@ void Connection::on_read(ssize_t nread, const uv_buf_t *buf) {
         close_handle();
         return;
     }
+    if (tls_) {
+        on_tls_read(std::span<const uint8_t>(reinterpret_cast<const uint8_t *>(buf->base),
+                                             size_t(nread)));
+        return;
+    }
     in_.on_read(buf, size_t(nread), [this](std::span<const uint8_t> b) { return consume(b); });
+}
+
+void Connection::on_tls_read(std::span<const uint8_t> ciphertext) {
+    const bool was_established = tls_->established();
+    std::span<const uint8_t> plaintext;
+    const TlsSession::Status status = tls_->receive(ciphertext, plaintext);
+    if (status == TlsSession::Status::failed) {
+        log_.info("connection %" PRIu64 " from %s: TLS %s failed: %s", id_, peer_.c_str(),
+                  was_established ? "record" : "handshake", tls_->error().c_str());
+        broker_.on_transport_refused(*this, tls_->credentials_refused(), owner_.now_ms());
+        close_handle();
+        return;
+    }
+    if (!was_established && tls_->established()) {
+        identity_ = tls_->peer_identity(tls_->context().settings().identity_as_username);
+        log_.debug("connection %" PRIu64 ": %s%s%s", id_, tls_->description().c_str(),
+                   identity_.empty() ? "" : ", certificate of ", identity_.c_str());
+    }
+    if (!tls_->output().empty()) {
+        mark_dirty(); // handshake messages
+    }
+    in_.push(plaintext, [this](std::span<const uint8_t> b) { return consume(b); });
+    if (status == TlsSession::Status::closed && state_ == State::open) {
+        close_handle();
+    }
 }
 
 // Hands every complete frame in `bytes` to the broker; returns the bytes consumed.
@@ -183,12 +225,28 @@ void Connection::mark_dirty() {
 
 void Connection::flush() {
     dirty_ = false;
-    if (write_ || out_.empty() || state_ == State::closing || state_ == State::closed) {
+    if (write_ || state_ == State::closing || state_ == State::closed) {
+        return;
+    }
+    if (tls_ && tls_->established()) {
+        // Encrypted here, after the turn's commit, in the order the broker queued it.
+        out_.for_each([this](std::span<const uint8_t> piece) { tls_->send(piece); });
+        out_.clear(kKeepCapacity);
+        if (state_ == State::draining && !close_notify_sent_) {
+            close_notify_sent_ = true;
+            tls_->close_notify();
+        }
+    }
+    if (!has_output()) {
         return;
     }
     write_ = std::make_unique<WriteRequest>();
     write_->req.data = this;
-    write_->data.swap(out_);
+    if (tls_) {
+        write_->data.bytes().swap(tls_->output());
+    } else {
+        write_->data.swap(out_);
+    }
     write_->data.to_bufs(write_->bufs);
     const int rc =
         uv_write(&write_->req, reinterpret_cast<uv_stream_t *>(&handle_), write_->bufs.data(),
@@ -207,8 +265,12 @@ void Connection::on_write_done(int status) {
     // A busy connection reuses the finished buffer for its next turn; an idle one keeps
     // nothing.
     done->data.clear(kKeepCapacity);
-    if (out_.empty() && done->data.bytes().capacity() >= kReuseCapacity) {
-        out_.swap(done->data);
+    if (done->data.bytes().capacity() >= kReuseCapacity) {
+        if (tls_ && tls_->output().empty()) {
+            tls_->output().swap(done->data.bytes());
+        } else if (!tls_ && out_.empty()) {
+            out_.swap(done->data);
+        }
     }
     done.reset();
     if (status < 0) {
@@ -216,11 +278,11 @@ void Connection::on_write_done(int status) {
         close_handle();
         return;
     }
-    if (state_ == State::draining && out_.empty()) {
+    if (state_ == State::draining && !has_output()) {
         close_handle();
         return;
     }
-    if (!out_.empty()) {
+    if (has_output()) {
         // Not written from here: output leaves only from the owner's flush, after the
         // turn's group commit, so a PUBREL never overtakes the write of its new state.
         mark_dirty();
@@ -240,10 +302,12 @@ void Connection::close() {
     state_ = State::draining;
     uv_read_stop(reinterpret_cast<uv_stream_t *>(&handle_));
     if (!write_) {
-        if (out_.empty()) {
+        if (!has_output() && !(tls_ && tls_->established())) {
             close_handle();
         } else {
-            mark_dirty(); // written by the owner's flush, after the turn's commit
+            // Written by the owner's flush, after the turn's commit (TLS ends with a
+            // close_notify).
+            mark_dirty();
         }
     }
 }
@@ -269,6 +333,13 @@ void Connection::on_closed() {
 
 void Connection::check_timers(uint64_t now_ms, uint64_t connect_timeout_ms) {
     if (state_ != State::open) {
+        return;
+    }
+    if (tls_ && !tls_->established() &&
+        now_ms - opened_ms_ > uint64_t{tls_->context().settings().handshake_timeout} * 1000) {
+        log_.info("connection %" PRIu64 " from %s: no TLS handshake in %u s", id_, peer_.c_str(),
+                  tls_->context().settings().handshake_timeout);
+        close_handle();
         return;
     }
     if (!broker_.connected(*this)) {

@@ -9,6 +9,7 @@
 #include "broker/link.hpp"
 #include "net/output_buffer.hpp"
 #include "net/read_buffer.hpp"
+#include "net/tls.hpp"
 #include "util/log.hpp"
 
 #include <uv.h>
@@ -45,7 +46,8 @@ class Connection final : public broker::Link {
   public:
     Connection(uv_loop_t &loop, uint64_t id, broker::Broker &broker, ConnectionOwner &owner,
                uint32_t max_packet_size, uint32_t buffer_limit,
-               const broker::ListenerPolicy &policy, util::Log &log);
+               const broker::ListenerPolicy &policy, util::Log &log,
+               std::shared_ptr<const TlsContext> tls = nullptr);
     ~Connection();
     Connection(const Connection &) = delete;
     Connection &operator=(const Connection &) = delete;
@@ -71,11 +73,14 @@ class Connection final : public broker::Link {
     uint64_t id() const override { return id_; }
     const broker::ListenerPolicy &policy() const override { return policy_; }
     std::string_view peer() const override { return peer_; }
+    std::string_view certificate_identity() const override { return identity_; }
     void send(const mqtt::Packet &packet) override;
     bool send_publish(const mqtt::PublishRef &publish, const broker::MessagePtr &message) override;
     // Bytes the kernel has not accepted yet: this turn's output plus what libuv still
     // holds of the write in flight (not the part already sent).
-    size_t pending_bytes() const override { return out_.size() + handle_.write_queue_size; }
+    size_t pending_bytes() const override {
+        return out_.size() + handle_.write_queue_size + (tls_ ? tls_->output().size() : 0);
+    }
     void set_version(mqtt::Version version) override { version_ = version; }
     void set_keep_alive(uint16_t seconds) override { keep_alive_ms_ = uint64_t{seconds} * 1000; }
     void set_max_outgoing_packet(uint32_t bytes) override { max_outgoing_ = bytes; }
@@ -91,6 +96,8 @@ class Connection final : public broker::Link {
     size_t consume(std::span<const uint8_t> bytes);
     void close_handle();
     void mark_dirty();
+    void on_tls_read(std::span<const uint8_t> ciphertext);
+    bool has_output() const { return !out_.empty() || (tls_ && !tls_->output().empty()); }
 
     uv_tcp_t handle_{};
     // One write in flight: the request and everything its buffers point at, released
@@ -118,7 +125,13 @@ class Connection final : public broker::Link {
     uint32_t buffer_limit_; // unsent output bytes above which reading pauses
     std::string peer_;      // the client's IP address, set by start()
     ReadBuffer in_;         // received bytes not yet cut into frames
-    OutputBuffer out_;      // encoded this turn, not yet written
+    OutputBuffer out_;      // encoded this turn, not yet written (plaintext)
+    // TLS listeners: the shared context until start(), then this connection's session,
+    // which takes out_ as plaintext and holds the ciphertext to write.
+    std::shared_ptr<const TlsContext> tls_context_;
+    std::unique_ptr<TlsSession> tls_;
+    bool close_notify_sent_ = false;
+    std::string identity_; // from the client certificate, when the listener uses it
 };
 
 } // namespace ferrymq::net

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -28,21 +29,29 @@ class OutputBuffer {
     size_t size() const { return bytes_.size() + shared_bytes_; }
     bool empty() const { return bytes_.empty() && segments_.empty(); }
 
-    // Fills `bufs` with the buffers to write, in order.
-    void to_bufs(std::vector<uv_buf_t> &bufs) {
-        bufs.clear();
+    // Calls `f(std::span<const uint8_t>)` for each piece to write, in order.
+    template <class F> void for_each(F &&f) const {
         size_t pos = 0;
         for (const Segment &s : segments_) {
             if (s.offset > pos) {
-                bufs.push_back(slice(pos, s.offset));
+                f(std::span<const uint8_t>(bytes_.data() + pos, s.offset - pos));
             }
-            bufs.push_back(uv_buf_init(const_cast<char *>(s.data.data()),
-                                       static_cast<unsigned>(s.data.size())));
+            f(std::span<const uint8_t>(reinterpret_cast<const uint8_t *>(s.data.data()),
+                                       s.data.size()));
             pos = s.offset;
         }
         if (bytes_.size() > pos) {
-            bufs.push_back(slice(pos, bytes_.size()));
+            f(std::span<const uint8_t>(bytes_.data() + pos, bytes_.size() - pos));
         }
+    }
+
+    // Fills `bufs` with the buffers to write, in order.
+    void to_bufs(std::vector<uv_buf_t> &bufs) const {
+        bufs.clear();
+        for_each([&](std::span<const uint8_t> piece) {
+            bufs.push_back(uv_buf_init(const_cast<char *>(reinterpret_cast<const char *>(piece.data())),
+                                       static_cast<unsigned>(piece.size())));
+        });
     }
 
     // Empties the buffer, releasing shared payloads; keeps a small allocation for reuse.
@@ -67,11 +76,6 @@ class OutputBuffer {
         std::shared_ptr<const void> owner;
         std::string_view data;
     };
-
-    uv_buf_t slice(size_t from, size_t to) {
-        return uv_buf_init(reinterpret_cast<char *>(bytes_.data() + from),
-                           static_cast<unsigned>(to - from));
-    }
 
     std::vector<uint8_t> bytes_;
     std::vector<Segment> segments_;

@@ -40,14 +40,26 @@ class ReadBuffer {
     template <class Consume> void on_read(const uv_buf_t *buf, size_t nread, Consume &&consume) {
         const auto *base = reinterpret_cast<const uint8_t *>(buf->base);
         if (end_ == 0) {
-            const size_t used = consume(std::span<const uint8_t>(base, nread));
-            if (used < nread) {
-                own_.assign(base + used, base + nread);
+            push(std::span<const uint8_t>(base, nread), consume);
+            return;
+        }
+        end_ += nread;
+        drop(consume(std::span<const uint8_t>(own_.data(), end_)));
+    }
+
+    // Takes bytes that arrived elsewhere (decrypted TLS records), like on_read().
+    template <class Consume> void push(std::span<const uint8_t> bytes, Consume &&consume) {
+        if (end_ == 0) {
+            const size_t used = consume(bytes);
+            if (used < bytes.size()) {
+                own_.assign(bytes.begin() + static_cast<ptrdiff_t>(used), bytes.end());
                 end_ = own_.size();
             }
             return;
         }
-        end_ += nread;
+        own_.resize(end_);
+        own_.insert(own_.end(), bytes.begin(), bytes.end());
+        end_ = own_.size();
         drop(consume(std::span<const uint8_t>(own_.data(), end_)));
     }
 

@@ -771,7 +771,7 @@ class PahoClient:
     of paho MQTTMessage)."""
 
     def __init__(self, broker, client_id="", version=V311, clean=True, keepalive=60,
-                 session_expiry=None, timeout=TIMEOUT):
+                 session_expiry=None, timeout=TIMEOUT, tls=None):
         import paho.mqtt.client as mqtt
         from paho.mqtt.properties import Properties
         from paho.mqtt.packettypes import PacketTypes
@@ -792,6 +792,9 @@ class PahoClient:
         else:
             self.client = mqtt.Client(client_id=client_id, clean_session=clean,
                                       protocol=protocol, reconnect_on_failure=False)
+        if tls is not None:
+            # Keyword arguments of paho's tls_set(): ca_certs, certfile, keyfile.
+            self.client.tls_set(**tls)
         self.messages = queue.Queue()
         self.connected = threading.Event()
         self.disconnected = threading.Event()

@@ -112,7 +112,7 @@ def test_sighup_requests_a_reload_and_keeps_serving(start_broker):
     broker = start_broker()
     mark = broker.log_mark()
     broker.send_signal(signal.SIGHUP)
-    broker.wait_for_log(r"reload requested", since=mark)
+    broker.wait_for_log(r"received SIGHUP", since=mark)
     assert broker.is_running()
     with RawClient(broker) as client:
         client.connect("after-hup")
