@@ -317,8 +317,15 @@ def test_half_open_link_is_detected_within_one_and_a_half_keep_alives(start_brok
 
 @pytest.mark.parametrize("name", ["bridge-mosquitto", "bridge-emqx", "bridge-aws-iot",
                                   "bridge-azure-iot-hub"])
-def test_example_bridge_configs_are_valid(run_ferrymq, name):
+def test_example_bridge_configs_are_valid(run_ferrymq, name, tmp_path):
     path = Path(__file__).resolve().parents[2] / "configs" / "examples" / f"{name}.yaml"
+    # The certificate files an example names exist on the gateway; here empty stand-ins
+    # in a directory of the test's own take their place (check-config reads no content).
+    text = path.read_text()
+    for name_in_etc in set(re.findall(r"/etc/ferrymq/([\w.-]+)", text)):
+        (tmp_path / name_in_etc).write_text("")
+    path = tmp_path / "example.yaml"
+    path.write_text(text.replace("/etc/ferrymq/", f"{tmp_path}/"))
     r = run_ferrymq("check-config", str(path))
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().endswith(": ok")
