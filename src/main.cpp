@@ -122,7 +122,13 @@ int run(const RunOptions &options) {
     util::Log log(config.log_level, stderr, util::detect_log_style(stderr));
     log.info("ferrymq %s starting (config: %s)", FERRYMQ_VERSION,
              options.config_file.empty() ? "built-in defaults" : options.config_file.c_str());
-    app::Server server(config, log, util::Notifier::from_environment());
+    app::ConfigSource source;
+    if (!options.config_file.empty()) {
+        source.path = options.config_file;
+        source.load = [&options] { return final_config(options); };
+    }
+    app::Server server(std::move(config), log, std::move(source),
+                       util::Notifier::from_environment());
     return server.run();
 }
 

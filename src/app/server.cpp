@@ -10,7 +10,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <fstream>
+#include <optional>
 #include <chrono>
 #include <cstring>
 #include <string>
@@ -93,8 +97,7 @@ const char *signal_name(int signum) {
 
 } // namespace
 
-Server::Server(const config::Config &config, util::Log &log, util::Notifier notifier)
-    : config_(config), log_(log), notifier_(std::move(notifier)) {
+broker::BrokerSettings Server::broker_settings(const config::Config &config) {
     const config::Limits &limits = config.limits;
     broker::BrokerSettings settings;
     settings.max_packet_size = limits.max_packet_size;
@@ -116,6 +119,7 @@ Server::Server(const config::Config &config, util::Log &log, util::Notifier noti
     settings.shared_subscriptions = config.shared_subscriptions.enabled;
     settings.shared_strategy = share_strategy(config.shared_subscriptions.strategy);
     settings.sys_interval = config.sys.interval;
+    settings.store_full_refuses = config.storage.full_policy == config::StoreFullPolicy::refuse;
     settings.version = FERRYMQ_VERSION;
     std::vector<broker::AclRule> acl;
     for (const config::AclRuleConfig &r : config.acl) {
@@ -126,35 +130,49 @@ Server::Server(const config::Config &config, util::Log &log, util::Notifier noti
     settings.abuse = broker::AbuseSettings{config.abuse.ban_after_failures, config.abuse.window,
                                            config.abuse.ban_time, config.abuse.max_connects,
                                            config.abuse.log_interval};
+    if (!config.authentication.password_file.empty()) {
+        settings.check_password = [this](std::string_view user, std::string_view password) {
+            return passwords_ && passwords_->check(user, password);
+        };
+    }
+    return settings;
+}
+
+bool Server::load_credentials(const config::Config &config,
+                              std::unique_ptr<auth::PasswordStore> &passwords,
+                              std::map<std::string, auth::ScramCredentials> &scram) {
+    // SCRAM keys are derived once here; the broker only ever sees the derived credentials.
+    for (const config::ScramUser &user : config.authentication.scram_users) {
+        scram.emplace(user.username,
+                      auth::scram_derive(user.password, random_salt(),
+                                         config.authentication.scram_iterations));
+    }
+    if (config.authentication.password_file.empty()) {
+        return true;
+    }
+    try {
+        passwords = std::make_unique<auth::PasswordStore>(
+            auth::load_password_file(config.authentication.password_file));
+        log_.info("password file %s: %zu users", config.authentication.password_file.c_str(),
+                  passwords->size());
+        return true;
+    } catch (const auth::PasswordFileError &e) {
+        log_.error("%s", e.what());
+        return false;
+    }
+}
+
+Server::Server(config::Config config, util::Log &log, ConfigSource source, util::Notifier notifier)
+    : source_(std::move(source)), log_(log), notifier_(std::move(notifier)) {
+    configs_.push_back(std::make_unique<const config::Config>(std::move(config)));
+    config_ = configs_.back().get();
+    broker::BrokerSettings settings = broker_settings(*config_);
     if (!settings.acl.empty()) {
         log_.info("access control: %zu ACL rules, deny by default", settings.acl.size());
     }
-    // SCRAM keys are derived once here; the broker only ever sees the derived credentials.
-    for (const config::ScramUser &user : config.authentication.scram_users) {
-        scram_users_.emplace(user.username,
-                             auth::scram_derive(user.password, random_salt(),
-                                                config.authentication.scram_iterations));
-    }
-    bool file_has_scram = false;
-    if (!config.authentication.password_file.empty()) {
-        // Read once at start-up; a broken file stops the start like a broken config.
-        try {
-            std::vector<auth::PasswordEntry> entries =
-                auth::load_password_file(config.authentication.password_file);
-            for (const auth::PasswordEntry &e : entries) {
-                file_has_scram = file_has_scram || e.scram.has_value();
-            }
-            passwords_ = std::make_unique<auth::PasswordStore>(std::move(entries));
-            log_.info("password file %s: %zu users", config.authentication.password_file.c_str(),
-                      passwords_->size());
-            settings.check_password = [this](std::string_view user, std::string_view password) {
-                return passwords_->check(user, password);
-            };
-        } catch (const auth::PasswordFileError &e) {
-            log_.error("%s", e.what());
-            auth_ok_ = false;
-        }
-    }
+    // A broken password file stops the start like a broken config.
+    auth_ok_ = load_credentials(*config_, passwords_, scram_users_);
+    const bool file_has_scram = passwords_ && passwords_->has_scram();
     if (!scram_users_.empty() || file_has_scram) {
         // scram_users first, then the password file's SCRAM keys.
         auth::add_scram_sha256(
@@ -167,7 +185,7 @@ Server::Server(const config::Config &config, util::Log &log, util::Notifier noti
                 return passwords_ ? passwords_->scram(name) : std::nullopt;
             });
     }
-    for (const config::PluginConfig &plugin : config.plugins) {
+    for (const config::PluginConfig &plugin : config_->plugins) {
         std::string error;
         if (!plugins_.load_auth_method(plugin.path, settings.authenticators, error)) {
             log_.error("cannot load plugin %s: %s", plugin.path.c_str(), error.c_str());
@@ -210,6 +228,7 @@ int Server::run() {
     uv_run(&loop_, UV_RUN_DEFAULT);
     // Every close callback has run, so no handle refers to a Listener any more.
     listeners_.clear();
+    retired_listeners_.clear();
     connections_.clear();
     // The broker's last changes (sessions detached by the stop) are committed here.
     store_->commit();
@@ -274,11 +293,11 @@ void Server::raise_fd_limit() {
 
 bool Server::make_data_dir() {
     std::string error;
-    if (!make_directories(config_.data_dir, error)) {
-        log_.error("cannot use data directory '%s': %s", config_.data_dir.c_str(), error.c_str());
+    if (!make_directories(config_->data_dir, error)) {
+        log_.error("cannot use data directory '%s': %s", config_->data_dir.c_str(), error.c_str());
         return false;
     }
-    log_.debug("data directory: %s", config_.data_dir.c_str());
+    log_.debug("data directory: %s", config_->data_dir.c_str());
     return true;
 }
 
@@ -290,13 +309,13 @@ bool Server::open_store() {
                                 std::chrono::system_clock::now().time_since_epoch())
                                 .count();
     store::StoreOptions options;
-    options.dir = config_.data_dir;
-    options.power_safe = config_.storage.durability == config::Durability::power;
-    options.max_size = config_.storage.max_size;
+    options.dir = config_->data_dir;
+    options.power_safe = config_->storage.durability == config::Durability::power;
+    options.max_size = config_->storage.max_size;
     options.wall_minus_loop_ms = wall_ms - static_cast<int64_t>(now_ms());
     if (!store_->open(options)) {
         log_.error("cannot use data directory '%s': the database cannot be opened",
-                   config_.data_dir.c_str());
+                   config_->data_dir.c_str());
         return false;
     }
     std::vector<broker::MessagePtr> retained;
@@ -367,56 +386,115 @@ bool Server::start() {
 
     // Bridges first: their local sessions and forward subscriptions exist before any client
     // can publish, so nothing bound upstream is missed.
-    for (size_t i = 0; i < config_.bridges.size(); ++i) {
-        // Local link ids far above any connection id, a range per bridge.
-        const uint64_t id_base = (uint64_t{1} << 48) * (i + 1);
-        const config::BridgeConfig &bc = config_.bridges[i];
-        std::shared_ptr<const net::TlsContext> tls;
-        if (bc.tls) {
-            std::string error;
-            tls = net::TlsContext::make(net::TlsContext::Role::client, *bc.tls, error);
-            if (!tls) {
-                log_.error("bridge %s: TLS (line %d): %s", bc.name.c_str(), bc.tls->line,
-                           error.c_str());
-                return false;
-            }
-        }
-        bridges_.push_back(
-            std::make_unique<bridge::Bridge>(loop_, *broker_, bc, log_, id_base, std::move(tls)));
-        bridges_.back()->start(now_ms());
-    }
-    // Connections keep a reference to their listener's policy: the vector never grows again.
-    policies_.reserve(config_.listeners.size());
-    for (size_t i = 0; i < config_.listeners.size(); ++i) {
-        const config::ListenerConfig &listener_config = config_.listeners[i];
-        const config::UserPropertyLimits &up = listener_config.user_properties;
-        const bool identity = listener_config.tls && listener_config.tls->identity_as_username !=
-                                                         config::TlsConfig::Identity::none;
-        policies_.push_back({listener_config.allow_anonymous, up.max_count, up.max_bytes,
-                             up.allowed_keys, up.strip, identity});
-        tls_contexts_.push_back(make_listener_tls(i));
-        if (listener_config.tls && !tls_contexts_.back()) {
+    for (const config::BridgeConfig &bc : config_->bridges) {
+        std::unique_ptr<bridge::Bridge> b = make_bridge(bc);
+        if (!b) {
             return false;
         }
-        std::string wanted = config::format_endpoint(listener_config.host, listener_config.port);
-        net::ListenerHandler &handler = *this;
-        listeners_.push_back(std::make_unique<net::Listener>(loop_, log_, handler));
-        rc = listeners_.back()->listen(listener_config.host, listener_config.port);
-        if (rc != 0) {
-            log_.error("cannot listen on %s: %s (%s)", wanted.c_str(), uv_err_name(rc),
-                       uv_strerror(rc));
+        b->start(now_ms());
+        bridges_.push_back(std::move(b));
+    }
+    for (const config::ListenerConfig &lc : config_->listeners) {
+        ListenerSlot slot;
+        if (!prepare_listener(lc, slot)) {
             return false;
         }
-        if (!listener_config.allow_anonymous && !passwords_ &&
-            config_.authentication.scram_users.empty() && config_.plugins.empty()) {
-            log_.warn("%s refuses anonymous clients and no password file is configured: every "
-                      "client is refused (set authentication.password_file or allow_anonymous)",
-                      wanted.c_str());
+        listeners_.push_back(std::move(slot));
+        if (!open_listener(listeners_.back())) {
+            return false;
         }
-        // Integration tests read the real port from this exact line; keep its form.
-        log_.info("listening on %s", listeners_.back()->address().c_str());
     }
+    save_applied_config();
     return true;
+}
+
+std::unique_ptr<bridge::Bridge> Server::make_bridge(const config::BridgeConfig &bc) {
+    std::shared_ptr<const net::TlsContext> tls;
+    if (bc.tls) {
+        std::string error;
+        tls = net::TlsContext::make(net::TlsContext::Role::client, *bc.tls, error);
+        if (!tls) {
+            log_.error("bridge %s: TLS (line %d): %s", bc.name.c_str(), bc.tls->line,
+                       error.c_str());
+            return nullptr;
+        }
+    }
+    // Local link ids far above any connection id, a range per bridge ever made.
+    const uint64_t id_base = (uint64_t{1} << 48) * next_bridge_slot_++;
+    return std::make_unique<bridge::Bridge>(loop_, *broker_, bc, log_, id_base, std::move(tls));
+}
+
+namespace {
+broker::ListenerPolicy listener_policy(const config::ListenerConfig &c) {
+    const config::UserPropertyLimits &up = c.user_properties;
+    const bool identity =
+        c.tls && c.tls->identity_as_username != config::TlsConfig::Identity::none;
+    return {c.allow_anonymous, up.max_count, up.max_bytes, up.allowed_keys, up.strip, identity};
+}
+} // namespace
+
+bool Server::prepare_listener(const config::ListenerConfig &c, ListenerSlot &slot) {
+    slot.config = &c;
+    slot.tls = nullptr;
+    if (!c.tls) {
+        return true;
+    }
+    const std::string where = config::format_endpoint(c.host, c.port);
+    std::string error;
+    slot.tls = net::TlsContext::make(net::TlsContext::Role::server, *c.tls, error);
+    if (!slot.tls) {
+        log_.error("TLS on %s (line %d): %s", where.c_str(), c.tls->line, error.c_str());
+        return false;
+    }
+    log_.info("TLS on %s: %s", where.c_str(), slot.tls->summary().c_str());
+    return true;
+}
+
+bool Server::open_listener(ListenerSlot &slot) {
+    const config::ListenerConfig &c = *slot.config;
+    slot.policy = std::make_unique<broker::ListenerPolicy>(listener_policy(c));
+    const std::string wanted = config::format_endpoint(c.host, c.port);
+    net::ListenerHandler &handler = *this;
+    slot.listener = std::make_unique<net::Listener>(loop_, log_, handler);
+    const int rc = slot.listener->listen(c.host, c.port);
+    if (rc != 0) {
+        log_.error("cannot listen on %s: %s (%s)", wanted.c_str(), uv_err_name(rc),
+                   uv_strerror(rc));
+        return false;
+    }
+    if (!c.allow_anonymous && !passwords_ && config_->authentication.scram_users.empty() &&
+        config_->plugins.empty() &&
+        !(c.tls && c.tls->identity_as_username != config::TlsConfig::Identity::none)) {
+        log_.warn("%s refuses anonymous clients and no password file is configured: every "
+                  "client is refused (set authentication.password_file or allow_anonymous)",
+                  wanted.c_str());
+    }
+    // Integration tests read the real port from this exact line; keep its form.
+    log_.info("listening on %s", slot.listener->address().c_str());
+    return true;
+}
+
+// Copies the file just applied into the data directory, so that "check-config --diff" can
+// show what a reload of an edited file would change.
+void Server::save_applied_config() {
+    if (source_.path.empty()) {
+        return;
+    }
+    std::ifstream in(source_.path, std::ios::binary);
+    const std::string target = config_->data_dir + "/config.applied.yaml";
+    const std::string temporary = target + ".tmp";
+    {
+        std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+        out << in.rdbuf();
+        if (!in || !out) {
+            log_.warn("cannot save the applied configuration to %s", target.c_str());
+            return;
+        }
+    }
+    if (std::rename(temporary.c_str(), target.c_str()) != 0) {
+        log_.warn("cannot save the applied configuration to %s: %s", target.c_str(),
+                  std::strerror(errno));
+    }
 }
 
 // Closes every handle so that uv_run() returns once their close callbacks have run.
@@ -428,8 +506,8 @@ void Server::stop() {
     stopping_ = true;
     stop_started_ms_ = now_ms();
     notify("STOPPING=1");
-    for (const auto &listener : listeners_) {
-        listener->close();
+    for (ListenerSlot &slot : listeners_) {
+        slot.listener->close();
     }
     // Bridges detach their local sessions (the queues stay stored) and say DISCONNECT
     // upstream.
@@ -457,38 +535,136 @@ void Server::on_signal(int signum) {
     stop();
 }
 
-std::shared_ptr<const net::TlsContext> Server::make_listener_tls(size_t i) {
-    const config::ListenerConfig &listener = config_.listeners[i];
-    if (!listener.tls) {
-        return nullptr;
-    }
-    const std::string where = config::format_endpoint(listener.host, listener.port);
-    std::string error;
-    std::shared_ptr<const net::TlsContext> tls =
-        net::TlsContext::make(net::TlsContext::Role::server, *listener.tls, error);
-    if (!tls) {
-        log_.error("TLS on %s (line %d): %s", where.c_str(), listener.tls->line, error.c_str());
-        return nullptr;
-    }
-    log_.info("TLS on %s: %s", where.c_str(), tls->summary().c_str());
-    return tls;
-}
-
 void Server::reload() {
-    for (size_t i = 0; i < tls_contexts_.size(); ++i) {
-        if (!config_.listeners[i].tls) {
+    if (!source_.load) {
+        log_.info("reload: no configuration file, nothing to reload");
+        return;
+    }
+    auto refuse = [this](const std::string &why) {
+        log_.error("reload refused: %s; the running configuration stays", why.c_str());
+    };
+    std::unique_ptr<config::Config> next;
+    try {
+        next = std::make_unique<config::Config>(source_.load());
+    } catch (const config::ConfigError &e) {
+        return refuse(e.what());
+    }
+    const std::vector<config::Change> changes = config::diff(*config_, *next);
+    // What only a restart changes keeps its running value, so config_ says what runs.
+    next->data_dir = config_->data_dir;
+    next->plugins = config_->plugins;
+    const uint32_t retention = next->storage.removed_bridge_retention;
+    next->storage = config_->storage;
+    next->storage.removed_bridge_retention = retention;
+
+    // Everything that can fail is prepared before anything changes.
+    std::unique_ptr<auth::PasswordStore> passwords;
+    std::map<std::string, auth::ScramCredentials> scram;
+    if (!load_credentials(*next, passwords, scram)) {
+        return refuse("the password file cannot be used");
+    }
+    // Listener i of the new configuration, and the running one at its address (or none).
+    std::vector<ListenerSlot> slots(next->listeners.size());
+    std::vector<std::optional<size_t>> same_address(slots.size());
+    for (size_t i = 0; i < slots.size(); ++i) {
+        const config::ListenerConfig &lc = next->listeners[i];
+        if (!prepare_listener(lc, slots[i])) {
+            return refuse("TLS on " + config::format_endpoint(lc.host, lc.port) +
+                          " cannot be used");
+        }
+        for (size_t j = 0; j < listeners_.size(); ++j) {
+            if (listeners_[j].config->host == lc.host && listeners_[j].config->port == lc.port) {
+                same_address[i] = j;
+            }
+        }
+    }
+    // Bridge i of the new configuration: a running one with the same definition, or a new
+    // one (not started yet).
+    std::vector<std::unique_ptr<bridge::Bridge>> made(next->bridges.size());
+    std::vector<std::optional<size_t>> unchanged(next->bridges.size());
+    for (size_t i = 0; i < made.size(); ++i) {
+        for (size_t j = 0; j < bridges_.size(); ++j) {
+            if (config::same_bridge(bridges_[j]->config(), next->bridges[i])) {
+                unchanged[i] = j;
+            }
+        }
+        if (!unchanged[i] && !(made[i] = make_bridge(next->bridges[i]))) {
+            return refuse("bridge " + next->bridges[i].name + ": TLS cannot be used");
+        }
+    }
+
+    // Apply.
+    configs_.push_back(std::move(next));
+    config_ = configs_.back().get();
+    log_.set_level(config_->log_level);
+    passwords_ = std::move(passwords);
+    scram_users_ = std::move(scram);
+    broker_->reconfigure(broker_settings(*config_));
+    const uint64_t now = now_ms();
+
+    std::vector<bool> bridge_kept(bridges_.size(), false);
+    for (const std::optional<size_t> &j : unchanged) {
+        if (j) {
+            bridge_kept[*j] = true;
+        }
+    }
+    for (size_t j = 0; j < bridges_.size(); ++j) {
+        if (bridge_kept[j]) {
             continue;
         }
-        // New connections get the new certificate; open ones keep theirs.
-        if (std::shared_ptr<const net::TlsContext> tls = make_listener_tls(i)) {
-            tls_contexts_[i] = std::move(tls);
+        const bool returns =
+            std::any_of(config_->bridges.begin(), config_->bridges.end(),
+                        [&](const config::BridgeConfig &bc) { return bc.name == bridges_[j]->name(); });
+        if (returns) {
+            bridges_[j]->stop(now); // its replacement resumes the same local session
         } else {
-            log_.error("keeping the previous TLS certificate on %s",
-                       config::format_endpoint(config_.listeners[i].host,
-                                               config_.listeners[i].port)
-                           .c_str());
+            bridges_[j]->retire(now, config_->storage.removed_bridge_retention);
+        }
+        retired_bridges_.push_back(std::move(bridges_[j]));
+    }
+    std::vector<std::unique_ptr<bridge::Bridge>> bridges;
+    for (size_t i = 0; i < made.size(); ++i) {
+        if (unchanged[i]) {
+            bridges.push_back(std::move(bridges_[*unchanged[i]])); // stays connected
+        } else {
+            made[i]->start(now);
+            bridges.push_back(std::move(made[i]));
         }
     }
+    bridges_ = std::move(bridges);
+
+    std::vector<bool> listener_kept(listeners_.size(), false);
+    for (size_t i = 0; i < slots.size(); ++i) {
+        if (same_address[i]) {
+            ListenerSlot &old = listeners_[*same_address[i]];
+            listener_kept[*same_address[i]] = true;
+            slots[i].listener = std::move(old.listener);
+            // Connections keep referring to this policy: updated in place.
+            slots[i].policy = std::move(old.policy);
+            *slots[i].policy = listener_policy(*slots[i].config);
+        }
+    }
+    for (size_t j = 0; j < listeners_.size(); ++j) {
+        if (!listener_kept[j]) {
+            listeners_[j].listener->close(); // its connections stay, with its policy
+            retired_listeners_.push_back(std::move(listeners_[j]));
+        }
+    }
+    listeners_.clear();
+    for (ListenerSlot &slot : slots) {
+        if (slot.listener || open_listener(slot)) {
+            listeners_.push_back(std::move(slot));
+        } else {
+            slot.listener->close();
+            retired_listeners_.push_back(std::move(slot));
+        }
+    }
+    for (const config::Change &change : changes) {
+        log_.info("reload: %s%s", change.what.c_str(),
+                  change.needs_restart ? " (needs a restart: not applied)" : "");
+    }
+    log_.info("reload done: %zu change%s", changes.size(), changes.size() == 1 ? "" : "s");
+    save_applied_config();
 }
 
 // Sends one notification; the first failure is logged, later ones are not (the watchdog
@@ -528,18 +704,18 @@ void Server::notify_status() {
 }
 
 void Server::on_accept(net::Listener &listener) {
-    if (stopping_ || connections_.size() >= config_.limits.max_connections) {
+    if (stopping_ || connections_.size() >= config_->limits.max_connections) {
         log_.warn("connection on %s refused: %zu connections open (limit %u)",
-                  listener.address().c_str(), connections_.size(), config_.limits.max_connections);
+                  listener.address().c_str(), connections_.size(), config_->limits.max_connections);
         listener.reject();
         return;
     }
     const uint64_t id = next_connection_id_++;
     net::ConnectionOwner &owner = *this;
-    const size_t index = listener_index(listener);
+    const ListenerSlot &slot = slot_of(listener);
     auto conn = std::make_unique<net::Connection>(
-        loop_, id, *broker_, owner, config_.limits.max_packet_size,
-        config_.limits.client_buffer_bytes, policies_[index], log_, tls_contexts_[index]);
+        loop_, id, *broker_, owner, config_->limits.max_packet_size,
+        config_->limits.client_buffer_bytes, *slot.policy, log_, slot.tls);
     if (const int rc = listener.accept(conn->handle()); rc != 0) {
         log_.warn("accept on %s failed: %s", listener.address().c_str(), uv_err_name(rc));
         conn->abort(); // its close callback erases it from the registry
@@ -553,14 +729,13 @@ void Server::on_accept(net::Listener &listener) {
 
 void Server::on_listener_closed(net::Listener &) {}
 
-// Listeners are opened in config order, so a listener's index is its config entry's.
-size_t Server::listener_index(const net::Listener &listener) const {
-    for (size_t i = 0; i < listeners_.size(); ++i) {
-        if (listeners_[i].get() == &listener) {
-            return i;
+Server::ListenerSlot &Server::slot_of(const net::Listener &listener) {
+    for (ListenerSlot &slot : listeners_) {
+        if (slot.listener.get() == &listener) {
+            return slot;
         }
     }
-    std::abort(); // every Listener is in listeners_ until the Server is destroyed
+    std::abort(); // only open listeners accept, and every open one is in listeners_
 }
 
 void Server::on_connection_closed(net::Connection &c) {
@@ -579,14 +754,14 @@ void Server::flush_all() {
     // Group commit first, so acknowledgements that waited for it leave in this turn's write.
     // Deletes of delivered messages alone wait (for the tick, or until there are many).
     if (store_->pending() || store_->lazy_deletes() >= kLazyDeleteBatch) {
-        if (config_.storage.flush_interval_ms == 0 || stopping_) {
+        if (config_->storage.flush_interval_ms == 0 || stopping_) {
             commit_store();
         } else if (!commit_armed_) {
             commit_armed_ = true;
             uv_timer_start(
                 &commit_timer_,
                 [](uv_timer_t *h) { static_cast<Server *>(h->data)->commit_store(); },
-                config_.storage.flush_interval_ms, 0);
+                config_->storage.flush_interval_ms, 0);
         }
     } else if (broker_->deferred_ack_count() != 0) {
         broker_->on_committed(); // held only to keep their order behind committed ones
@@ -657,7 +832,7 @@ void Server::on_tick() {
         return;
     }
     for (const auto &[id, conn] : connections_) {
-        conn->check_timers(now, uint64_t{config_.limits.connect_timeout} * 1000);
+        conn->check_timers(now, uint64_t{config_->limits.connect_timeout} * 1000);
     }
     // After many connections closed, their small allocations are scattered through the heap
     // and glibc keeps it all; give the free pages back so RSS follows the load down.

@@ -1,6 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
 // Wires the broker together from a Config and runs the libuv loop until SIGINT or SIGTERM.
-// Under systemd it reports READY=1, STATUS= and STOPPING=1, and pings the watchdog.
 #pragma once
 
 #include "app/plugins.hpp"
@@ -9,6 +8,7 @@
 #include "bridge/bridge.hpp"
 #include "broker/broker.hpp"
 #include "config/config.hpp"
+#include "config/diff.hpp"
 #include "net/connection.hpp"
 #include "net/listener.hpp"
 #include "store/store.hpp"
@@ -17,6 +17,7 @@
 
 #include <uv.h>
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <unordered_map>
@@ -24,13 +25,24 @@
 
 namespace ferrymq::app {
 
+// Under systemd it reports READY=1, STATUS= and STOPPING=1, and pings the watchdog.
 // Created by main() after the configuration is final and lives until run() has returned;
 // run() is called once. The Server owns the loop and every handle on it, so when run()
 // returns the loop has been closed and no callback can reach the Server any more.
+// Where a reload (SIGHUP) gets the configuration again: `load` re-reads the file and applies
+// the command line's overrides (it throws config::ConfigError); `path` is the file, copied to
+// <data_dir>/config.applied.yaml after every start and reload for "check-config --diff".
+// Without `load` there is nothing to reload.
+struct ConfigSource {
+    std::string path;
+    std::function<config::Config()> load;
+};
+
 class Server final : private net::ListenerHandler, private net::ConnectionOwner {
   public:
     // `notifier` reaches the service manager (systemd); a default one does nothing.
-    Server(const config::Config &config, util::Log &log, util::Notifier notifier = {});
+    Server(config::Config config, util::Log &log, ConfigSource source = {},
+           util::Notifier notifier = {});
     ~Server();
 
     Server(const Server &) = delete;
@@ -41,25 +53,44 @@ class Server final : private net::ListenerHandler, private net::ConnectionOwner 
     int run();
 
   private:
+    // One listening socket with what its connections refer to.
+    struct ListenerSlot {
+        std::unique_ptr<net::Listener> listener;
+        std::unique_ptr<broker::ListenerPolicy> policy; // connections keep a reference
+        std::shared_ptr<const net::TlsContext> tls;     // null: plain TCP
+        const config::ListenerConfig *config = nullptr;
+    };
     bool make_data_dir();
     void raise_fd_limit();
     bool start();
     void stop();
     void on_signal(int signum);
-    // SIGHUP: re-reads what may change under a running broker (today the TLS certificates
-    // and keys of every listener). What cannot be read keeps its old value.
-    void reload();
-    // Builds listener `i`'s TLS context from its config; null and logged on failure.
-    std::shared_ptr<const net::TlsContext> make_listener_tls(size_t i);
     // Sends STATUS= to the service manager when the summary changed since the last one.
     void notify_status();
     // "2 listeners, 5 clients, 1/1 bridges online": the STATUS= line of systemctl status.
     std::string status_line() const;
     void notify(const std::string &state);
+    // SIGHUP: reads the configuration again and applies what changed (listeners, bridges,
+    // ACL, passwords, limits, log level; certificates are always re-read). A configuration
+    // that cannot be applied is refused as a whole, and the running one stays.
+    void reload();
+    // Checks `c` and reads what it names that can fail (TLS files); logs and returns false.
+    bool prepare_listener(const config::ListenerConfig &c, ListenerSlot &slot);
+    // Binds a prepared slot; logs and returns false on failure.
+    bool open_listener(ListenerSlot &slot);
+    std::unique_ptr<bridge::Bridge> make_bridge(const config::BridgeConfig &c);
+    // The broker's settings from `c`; the enhanced-authentication methods are set once, by
+    // the constructor.
+    broker::BrokerSettings broker_settings(const config::Config &c);
+    // Reads `c`'s password file and derives its SCRAM users' keys into the arguments.
+    bool load_credentials(const config::Config &c,
+                          std::unique_ptr<auth::PasswordStore> &passwords,
+                          std::map<std::string, auth::ScramCredentials> &scram);
+    void save_applied_config();
     void on_accept(net::Listener &listener) override;
     void on_listener_closed(net::Listener &listener) override;
     void on_tick();
-    size_t listener_index(const net::Listener &listener) const;
+    ListenerSlot &slot_of(const net::Listener &listener);
     void flush_all();
     void resume_paused();
     void close_aux_handles();
@@ -75,7 +106,11 @@ class Server final : private net::ListenerHandler, private net::ConnectionOwner 
     uint64_t now_ms() const override { return uv_now(const_cast<uv_loop_t *>(&loop_)); }
     std::vector<uint8_t> &read_buffer() override { return read_buffer_; }
 
-    const config::Config &config_;
+    ConfigSource source_;
+    // Every configuration applied, the running one last: bridges and listeners refer into
+    // the one they were made from.
+    std::vector<std::unique_ptr<const config::Config>> configs_;
+    const config::Config *config_ = nullptr; // configs_.back()
     util::Log &log_;
     uv_loop_t loop_{};
     bool stopping_ = false;
@@ -85,14 +120,12 @@ class Server final : private net::ListenerHandler, private net::ConnectionOwner 
     uv_signal_t sighup_{};
     bool signals_open_ = false;
     util::Notifier notifier_;
-    bool notify_failed_ = false; // a notification could not be sent, already logged
-    std::string last_status_;    // the last STATUS= sent
-    uv_timer_t watchdog_{};      // WATCHDOG=1 every half interval, from the loop itself
-    std::vector<std::unique_ptr<net::Listener>> listeners_;
-    std::vector<broker::ListenerPolicy> policies_;              // one per listener, same order
-    // One per listener, same order; null for plain TCP. Replaced on SIGHUP: connections
-    // keep the context they started with.
-    std::vector<std::shared_ptr<const net::TlsContext>> tls_contexts_;
+    bool notify_failed_ = false;          // a notification could not be sent, already logged
+    std::string last_status_;             // the last STATUS= sent
+    uv_timer_t watchdog_{};               // WATCHDOG=1 every half interval, from the loop itself
+    std::vector<ListenerSlot> listeners_; // in config order
+    // Listeners a reload removed: closed, kept for the policy their connections refer to.
+    std::vector<ListenerSlot> retired_listeners_;
     std::map<std::string, auth::ScramCredentials> scram_users_; // derived from the config
     std::unique_ptr<auth::PasswordStore> passwords_;            // null: no password file
     bool auth_ok_ = true;    // false: the password file could not be read, run() refuses to start
@@ -117,6 +150,10 @@ class Server final : private net::ListenerHandler, private net::ConnectionOwner 
     std::unique_ptr<store::Store> store_;
     // Bridges, in config order; created after the store is restored, before the listeners.
     std::vector<std::unique_ptr<bridge::Bridge>> bridges_;
+    // Bridges a reload stopped: kept until their uplink has closed (destroyed with the
+    // Server).
+    std::vector<std::unique_ptr<bridge::Bridge>> retired_bridges_;
+    uint64_t next_bridge_slot_ = 1; // names each bridge's range of local link ids
     bool aux_open_ = false;
 };
 

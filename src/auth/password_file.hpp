@@ -97,6 +97,15 @@ class PasswordStore {
     // The SCRAM-SHA-256 keys of `username`, if the file has them.
     std::optional<ScramCredentials> scram(std::string_view username) const;
     size_t size() const { return users_.size(); }
+    // Whether any user has SCRAM-SHA-256 keys.
+    bool has_scram() const {
+        for (const auto &[name, user] : users_) {
+            if (user.entry.scram) {
+                return true;
+            }
+        }
+        return false;
+    }
     // PBKDF2 runs done so far (cache misses), for tests and the log.
     uint64_t slow_checks() const { return slow_checks_; }
 

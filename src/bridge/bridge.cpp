@@ -58,7 +58,22 @@ void Bridge::stop(uint64_t now_ms) {
     uplink_.stop();
 }
 
-void Bridge::attach(uint64_t now_ms) {
+void Bridge::retire(uint64_t now_ms, uint32_t retention_s) {
+    stop(now_ms);
+    attach(now_ms, false);
+    if (!attached_) {
+        return;
+    }
+    mqtt::Disconnect disconnect;
+    disconnect.properties.session_expiry_interval = retention_s;
+    broker_.on_packet(*this, std::move(disconnect), now_ms);
+    if (attached_) {
+        detach(now_ms);
+    }
+    log_.info("bridge %s: removed; its queue is kept for %u s", config_.name.c_str(), retention_s);
+}
+
+void Bridge::attach(uint64_t now_ms, bool subscribe) {
     link_id_ = id_base_ + ++attaches_;
     attached_ = true;
     close_requested_ = false;
@@ -79,7 +94,7 @@ void Bridge::attach(uint64_t now_ms) {
     // the bridge itself publishes locally from going back up; QoS 1 at most, because the
     // upstream QoS is decided per rule when the message leaves.
     std::vector<std::string> wanted;
-    for (size_t i = 0; i < config_.forward.size(); ++i) {
+    for (size_t i = 0; subscribe && i < config_.forward.size(); ++i) {
         const config::ForwardRule &rule = config_.forward[i];
         mqtt::Subscribe s;
         s.packet_id = static_cast<uint16_t>(i + 1);

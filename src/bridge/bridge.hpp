@@ -54,6 +54,11 @@ class Bridge final : public broker::Link, private UplinkOwner {
     Bridge(const Bridge &) = delete;
     Bridge &operator=(const Bridge &) = delete;
 
+    const config::BridgeConfig &config() const { return config_; }
+    // The bridge was removed by a reload: stops like stop(), takes the forward rules' local
+    // subscriptions away so nothing new queues, and lets the local session (with what is
+    // queued) expire after `retention_s` seconds unless a bridge of the same name returns.
+    void retire(uint64_t now_ms, uint32_t retention_s);
     // Creates (or resumes) the local session with its subscriptions, so messages queue from
     // now on, and starts the uplink. Before the listeners open.
     void start(uint64_t now_ms);
@@ -100,7 +105,8 @@ class Bridge final : public broker::Link, private UplinkOwner {
     void on_uplink_offline(const std::string &reason) override;
     void want_flush(Uplink &) override {}
 
-    void attach(uint64_t now_ms);
+    // Connects the local session; `subscribe`: with the forward rules (and none other).
+    void attach(uint64_t now_ms, bool subscribe = true);
     void detach(uint64_t now_ms);
     void subscribe_upstream();
     void on_upstream_publish(mqtt::Publish &&publish);

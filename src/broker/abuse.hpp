@@ -45,6 +45,8 @@ class AbuseTracker {
     // Drops entries with nothing left to remember; called from the broker's tick.
     void prune(uint64_t now_ms);
     const AbuseTotals &totals() const { return totals_; }
+    // A reload: the new limits apply from the next event on; counts and bans stay.
+    void set_settings(const AbuseSettings &settings) { settings_ = settings; }
     bool banned(std::string_view address, uint64_t now_ms) const;
 
   private:

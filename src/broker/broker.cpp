@@ -268,6 +268,23 @@ void Broker::on_packet(Link &link, mqtt::Packet &&packet, uint64_t now_ms) {
     }
 }
 
+void Broker::reconfigure(BrokerSettings settings) {
+    settings.authenticators = std::move(settings_.authenticators);
+    settings.random_seed = settings_.random_seed;
+    settings.version = std::move(settings_.version);
+    settings_ = std::move(settings);
+    abuse_.set_settings(settings_.abuse);
+    // Connected clients follow the new rules from their next packet on.
+    for (auto &[id, c] : clients_) {
+        if (c.session == nullptr || c.link->internal()) {
+            continue;
+        }
+        c.acl = settings_.acl.empty() ? nullptr
+                                      : std::make_unique<ClientAcl>(settings_.acl.for_client(
+                                            c.username, c.session->client_id()));
+    }
+}
+
 void Broker::on_transport_refused(Link &link, bool credentials, uint64_t now_ms) {
     if (credentials) {
         ++stats_.auth_failures;

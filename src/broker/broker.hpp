@@ -138,6 +138,10 @@ class Broker {
     const AbuseTotals &abuse_totals() const { return abuse_.totals(); }
     // A connection opened; no packet yet.
     void on_open(Link &link);
+    // A reload: new limits, ACL rules, password check and abuse settings, for new
+    // connections and (ACL rules) for connected clients too. The enhanced-authentication
+    // methods, the random seed and the version string stay as they are.
+    void reconfigure(BrokerSettings settings);
     // The transport refused `link` before any MQTT (a failed TLS handshake); `credentials`:
     // it was the client's certificate, counted as a failed authentication, else as
     // malformed input. net/ closes the link.

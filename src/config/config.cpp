@@ -653,7 +653,8 @@ void read_sys(const Reader &reader, const Value &value, Config &config) {
 // storage: the SQLite database of retained messages and persistent sessions.
 void read_storage(const Reader &reader, const Value &value, Config &config) {
     Section section =
-        reader.section(value, {"durability", "flush_interval", "max_size", "full_policy"});
+        reader.section(value, {"durability", "flush_interval", "max_size", "full_policy",
+                               "removed_bridge_retention"});
     StorageConfig &storage = config.storage;
     if (auto v = section.get("durability")) {
         const std::string name = reader.string(*v);
@@ -667,6 +668,8 @@ void read_storage(const Reader &reader, const Value &value, Config &config) {
     }
     read_integer(reader, section, "flush_interval", 0, 10'000, storage.flush_interval_ms);
     read_integer(reader, section, "max_size", 0, UINT64_MAX >> 1, storage.max_size);
+    read_integer(reader, section, "removed_bridge_retention", 0, UINT32_MAX,
+                 storage.removed_bridge_retention);
     if (auto v = section.get("full_policy")) {
         const std::string name = reader.string(*v);
         if (name == "refuse") {

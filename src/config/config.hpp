@@ -50,6 +50,7 @@ struct UserPropertyLimits {
     uint32_t max_bytes = 0;                // names and values together, 0 = no limit
     std::vector<std::string> allowed_keys; // empty = every key
     bool strip = false;                    // true: remove what breaks a rule; false: refuse
+    bool operator==(const UserPropertyLimits &) const = default;
 };
 
 // TLS for a listener (`listeners[].tls`) or a bridge's uplink (`bridges[].tls`). The keys
@@ -77,6 +78,7 @@ struct TlsConfig {
     bool verify_hostname = true;    // the certificate must name server_name
     bool insecure = false;          // no verification at all (warned at every connect)
     int line = 0;
+    bool operator==(const TlsConfig &) const = default;
 };
 
 struct ListenerConfig {
@@ -88,6 +90,7 @@ struct ListenerConfig {
     // (the built-in 127.0.0.1 listener, "scripts/dev run"), false on any other.
     bool allow_anonymous = true;
     int line = 0; // 1-based line of the entry in the file, 0 if not from one
+    bool operator==(const ListenerConfig &) const = default;
 };
 
 // Resource limits, each with a stated effect when reached.
@@ -111,6 +114,7 @@ struct Limits {
     uint32_t client_buffer_bytes = 1 << 20;    // unsent output per client before it counts as slow
     uint64_t max_pending_bytes = 256ull << 20; // all queued output and session queues together;
                                                // above it publishers are paused
+    bool operator==(const Limits &) const = default;
 };
 
 // How a shared subscription group picks the one member that gets each message.
@@ -126,6 +130,7 @@ enum class SharedStrategy {
 struct SharedSubscriptionsConfig {
     bool enabled = true; // false: SUBACK 0x9E (5.0) or 0x80 (3.1.1), CONNACK says unavailable
     SharedStrategy strategy = SharedStrategy::round_robin;
+    bool operator==(const SharedSubscriptionsConfig &) const = default;
 };
 
 // The whole configuration, built once at start-up and read-only afterwards.
@@ -133,6 +138,7 @@ struct SharedSubscriptionsConfig {
 struct ScramUser {
     std::string username;
     std::string password; // plain text until password files exist; derived at start-up
+    bool operator==(const ScramUser &) const = default;
 };
 
 // Who may connect: the password file (for every listener) and SCRAM-SHA-256 users.
@@ -143,6 +149,7 @@ struct AuthenticationConfig {
     std::string password_file;
     std::vector<ScramUser> scram_users; // plain-text SCRAM users; with the file's, 0x8C if none
     uint32_t scram_iterations = 4096;   // PBKDF2 rounds for the keys derived from scram_users
+    bool operator==(const AuthenticationConfig &) const = default;
 };
 
 // Who may publish or subscribe to what.
@@ -157,12 +164,14 @@ struct AclRuleConfig {
     AclAccess access = AclAccess::both;
     bool allow = true; // action: allow or deny
     int line = 0;
+    bool operator==(const AclRuleConfig &) const = default;
 };
 
 // Server redirection (spec 4.11): while set, every client is sent elsewhere.
 struct RedirectConfig {
     std::string server_reference; // e.g. "gw2.example:1883"; empty = no redirection
     bool permanent = false;       // 0x9D Server moved instead of 0x9C Use another server
+    bool operator==(const RedirectConfig &) const = default;
 };
 
 // MQTT 5.0 request/response (spec 4.10).
@@ -170,17 +179,20 @@ struct RequestResponseConfig {
     // Response Information sent in CONNACK to a client that asks for it, with "{client_id}"
     // replaced by the client's id, e.g. "reply/{client_id}/"; empty: none is sent.
     std::string response_information;
+    bool operator==(const RequestResponseConfig &) const = default;
 };
 
 // A shared object loaded at start-up (include/ferrymq/plugin.h): today, one MQTT 5.0
 // enhanced-authentication method each.
 struct PluginConfig {
     std::string path; // as dlopen() takes it: with a '/', a file (relative to the cwd)
+    bool operator==(const PluginConfig &) const = default;
 };
 
 // The $SYS topics the broker publishes about itself.
 struct SysConfig {
     uint32_t interval = 10; // seconds between publications (changed values only), 0 = none
+    bool operator==(const SysConfig &) const = default;
 };
 
 // When a commit may be lost: `crash` (WAL, synchronous=NORMAL) survives a killed process,
@@ -199,6 +211,10 @@ struct StorageConfig {
     uint32_t flush_interval_ms = 0; // 0: one transaction per loop turn; N: at most one per N ms
     uint64_t max_size = 0;          // bytes of database pages in use, 0 = no limit
     StoreFullPolicy full_policy = StoreFullPolicy::refuse;
+    // Seconds the queue of a bridge removed by a reload stays on disk (for a bridge of the
+    // same name that returns); 0 deletes it at once.
+    uint32_t removed_bridge_retention = 7 * 86400;
+    bool operator==(const StorageConfig &) const = default;
 };
 
 // A bridge forward rule: local messages matching `local` go upstream to `remote`.
@@ -212,6 +228,7 @@ struct ForwardRule {
     std::optional<uint32_t> message_expiry;  // seconds, set on messages that have none
     std::optional<std::string> content_type; // set on messages that have none
     int line = 0;
+    bool operator==(const ForwardRule &) const = default;
 };
 
 // A bridge subscribe rule: upstream messages matching `remote` are published locally.
@@ -221,6 +238,7 @@ struct SubscribeRule {
     uint8_t qos = 1;    // QoS of the upstream subscription
     std::vector<std::pair<std::string, std::string>> add_user_properties; // added locally
     int line = 0;
+    bool operator==(const SubscribeRule &) const = default;
 };
 
 // One uplink to a cloud broker.
@@ -254,6 +272,7 @@ struct BridgeConfig {
     std::vector<ForwardRule> forward;
     std::vector<SubscribeRule> subscribe;
     int line = 0;
+    bool operator==(const BridgeConfig &) const = default;
 };
 
 // Per-address abuse counters (failed authentications, ACL denials, malformed packets are
@@ -264,6 +283,7 @@ struct AbuseConfig {
     uint32_t ban_time = 300;         // seconds a banned address is refused
     uint32_t max_connects = 0;       // new connections per address per window, 0 = no limit
     uint32_t log_interval = 10;      // seconds between log lines per address and kind
+    bool operator==(const AbuseConfig &) const = default;
 };
 
 struct Config {
@@ -281,6 +301,7 @@ struct Config {
     std::vector<PluginConfig> plugins; // loaded in this order
     std::vector<AclRuleConfig> acl;    // in order; empty: no access control
     AbuseConfig abuse;
+    bool operator==(const Config &) const = default;
 };
 
 // Why a configuration was refused. what() is "FILE:LINE:COL: message" (1-based line and

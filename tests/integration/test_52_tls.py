@@ -180,11 +180,12 @@ def test_sighup_reloads_the_certificate_without_dropping_clients(start_broker, c
     new.publish("reload/x", b"after reload", qos=1)
     assert old.expect_message().payload == b"after reload"
 
-    # A file that cannot be used leaves the running certificate in place.
+    # A file that cannot be used refuses the reload: the running certificate stays.
     cert.write_text("not a certificate\n")
     mark = b.log_mark()
     b.send_signal(signal.SIGHUP)
-    b.wait_for_log(r"keeping the previous TLS certificate on 127\.0\.0\.1", since=mark)
+    b.wait_for_log(r"reload refused: TLS on 127\.0\.0\.1:\d+ cannot be used; the running "
+                   r"configuration stays", since=mark)
     assert peer_certificate(b, 1, certs.ca.cert) == der(certs.server2)
 
 
