@@ -381,6 +381,8 @@ bool Server::start() {
         b->start(now_ms());
         bridges_.push_back(std::move(b));
     }
+    // Saved before the listeners say they listen, so whoever waits for that finds it.
+    save_applied_config();
     for (const config::ListenerConfig &lc : config_->listeners) {
         ListenerSlot slot;
         if (!prepare_listener(lc, slot)) {
@@ -391,7 +393,6 @@ bool Server::start() {
             return false;
         }
     }
-    save_applied_config();
     return true;
 }
 
