@@ -514,6 +514,9 @@ void Server::stop() {
 
 void Server::on_signal(int signum) {
     if (signum == SIGHUP) {
+        if (stopping_) {
+            return; // the listeners and bridges are closing already
+        }
         log_.info("received SIGHUP, reloading");
         reload();
         return;
