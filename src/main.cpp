@@ -6,6 +6,7 @@
 #include "auth/password_file.hpp"
 #include "bench/bench.hpp"
 #include "config/config.hpp"
+#include "config/diff.hpp"
 #include "util/log.hpp"
 #include "util/systemd.hpp"
 
@@ -15,7 +16,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -132,11 +135,32 @@ int run(const RunOptions &options) {
     return server.run();
 }
 
-int check_config(const std::string &path) {
+// "check-config FILE [--diff]": validates FILE; with --diff also lists what a reload of
+// it would change in the broker running on the same data_dir, whose last applied file
+// is <data_dir>/config.applied.yaml.
+int check_config(const std::string &path, bool diff) {
     try {
         const config::Config config = config::load_config_file(path);
         if (!config.authentication.password_file.empty()) {
             auth::load_password_file(config.authentication.password_file);
+        }
+        if (diff) {
+            const std::string applied = config.data_dir + "/config.applied.yaml";
+            if (::access(applied.c_str(), R_OK) != 0) {
+                std::fprintf(stderr, "%s: no applied configuration to compare with (%s)\n",
+                             applied.c_str(), std::strerror(errno));
+                return 1;
+            }
+            const std::vector<config::Change> changes =
+                config::diff(config::load_config_file(applied), config);
+            for (const config::Change &c : changes) {
+                std::printf("%s%s\n", c.what.c_str(),
+                            c.needs_restart ? " (needs a restart: a reload keeps the old value)"
+                                            : "");
+            }
+            std::printf("%s: ok, %zu change%s from %s\n", path.c_str(), changes.size(),
+                        changes.size() == 1 ? "" : "s", applied.c_str());
+            return 0;
         }
     } catch (const config::ConfigError &e) {
         std::fprintf(stderr, "%s\n", e.what());
@@ -329,6 +353,10 @@ int main(int argc, char **argv) {
     CLI::App *check_command = app.add_subcommand(
         "check-config", "Validate a configuration file; print 'FILE: ok' or the first error");
     check_command->add_option("FILE", check_path, "YAML configuration file")->required();
+    bool check_diff = false;
+    check_command->add_flag("--diff", check_diff,
+                            "Also list what a reload (SIGHUP) of FILE would change in the broker "
+                            "running on its data_dir");
 
     bench::Options bench_options;
     CLI::App *bench_command = add_bench_command(app, bench_options);
@@ -379,7 +407,7 @@ int main(int argc, char **argv) {
     }
 
     if (check_command->parsed()) {
-        return check_config(check_path);
+        return check_config(check_path, check_diff);
     }
     if (bench_command->parsed()) {
         return bench::run(bench_options);

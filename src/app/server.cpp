@@ -394,6 +394,8 @@ bool Server::start() {
         b->start(now_ms());
         bridges_.push_back(std::move(b));
     }
+    // Saved before the listeners say they listen, so whoever waits for that finds it.
+    save_applied_config();
     for (const config::ListenerConfig &lc : config_->listeners) {
         ListenerSlot slot;
         if (!prepare_listener(lc, slot)) {
@@ -404,7 +406,6 @@ bool Server::start() {
             return false;
         }
     }
-    save_applied_config();
     return true;
 }
 
@@ -527,6 +528,9 @@ void Server::stop() {
 
 void Server::on_signal(int signum) {
     if (signum == SIGHUP) {
+        if (stopping_) {
+            return; // the listeners and bridges are closing already
+        }
         log_.info("received SIGHUP, reloading");
         reload();
         return;

@@ -233,6 +233,27 @@ def test_store_full_refuses_with_quota_exceeded(start_broker, clients):
     assert all(p.type != PUBACK for p in old.expect_closed())
 
 
+def test_store_full_drop_oldest_makes_room_for_the_new_message(start_broker, clients):
+    """storage.max_size reached, full_policy drop_oldest: every QoS 1 PUBLISH is accepted and
+    the receiving session's oldest queued message goes instead."""
+    b = start_broker(config_text="storage:\n  max_size: 1\n  full_policy: drop_oldest\n")
+    sub = clients.raw(b, V5)
+    sub.connect("d30-sub", **persistent(V5))
+    sub.subscribe("d30", qos=1)
+    sub.close()
+    pub = clients.raw(b, V5)
+    pub.connect("d30-pub")
+    for i in range(1, 4):
+        pub.send(publish_packet("d30", str(i).encode(), 1, i, version=V5))
+        assert pub.expect(PUBACK, i).reason == Reason.SUCCESS
+    sub = clients.raw(b, V5)
+    sub.connect("d30-sub", **persistent(V5))
+    got = [sub.receive().payload]
+    while got[-1] != b"3":
+        got.append(sub.receive().payload)
+    assert got[0] != b"1"  # the oldest made room
+
+
 def test_a_damaged_database_is_moved_aside(start_broker, tmp_path):
     data = tmp_path / "data30"
     data.mkdir()
