@@ -3,7 +3,7 @@
 # Runs the arm64 ferrymq from the package under qemu-user on an amd64 machine: the smoke
 # tests (tests/integration/test_61_smoke.py: start, a publish/subscribe round trip, a bridge
 # round trip through a local Mosquitto, a graceful stop) and the service tests
-# (test_60_service.py: sd_notify, watchdog, SIGHUP, journal lines).
+# (test_62_service.py: sd_notify, watchdog, SIGHUP, journal lines).
 #   packaging/cross/smoke-test.sh [DEB]     default: build-deb/arm64/ferrymq_*_arm64.deb
 # Needs packaging/build-deb.sh --arch arm64 first (it builds the sysroot qemu loads the
 # libraries from), plus python3-pytest, python3-paho-mqtt and mosquitto.
@@ -31,5 +31,5 @@ chmod +x "$work/ferrymq"
 cd "$root/tests/integration"
 # Emulation makes start-up and every exchange slower: allow more time per wait.
 FERRYMQ_BIN="$work/ferrymq" FERRYMQ_TEST_TIMEOUT=30 /usr/bin/python3 -m pytest -q \
-    -p no:cacheprovider test_61_smoke.py test_60_service.py \
+    -p no:cacheprovider test_61_smoke.py test_62_service.py \
     --junitxml="$work/smoke.xml" -o junit_suite_name=smoke-arm64

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-"""60 service: what the Debian package and its systemd unit rely on. The service manager's
+"""62 service: what the Debian package and its systemd unit rely on. The service manager's
 notifications (READY=1 once listening, STATUS=, WATCHDOG=1 from the loop, STOPPING=1) to a
 datagram socket the test binds like systemd does, SIGHUP, journal-style log lines under
 $JOURNAL_STREAM, a database from a newer ferrymq refused on a downgrade, and the bash
