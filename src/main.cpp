@@ -314,7 +314,9 @@ CLI::App *add_bench_command(CLI::App &app, bench::Options &options) {
                      "Messages a publisher may be ahead of its slowest subscriber")
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
-    bench_command->add_option("--inflight", options.inflight, "Unacknowledged QoS 1 PUBLISHes")
+    bench_command
+        ->add_option("--inflight", options.inflight,
+                     "Unacknowledged QoS 1 PUBLISHes (at most the broker's Receive Maximum)")
         ->check(CLI::Range(1, 65535))
         ->capture_default_str();
     bench_command->add_option("--concurrency", options.concurrency, "Connections set up at once")

@@ -12,11 +12,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <optional>
-#include <chrono>
-#include <cstring>
 #include <string>
 
 namespace ferrymq::app {
@@ -143,9 +143,8 @@ bool Server::load_credentials(const config::Config &config,
                               std::map<std::string, auth::ScramCredentials> &scram) {
     // SCRAM keys are derived once here; the broker only ever sees the derived credentials.
     for (const config::ScramUser &user : config.authentication.scram_users) {
-        scram.emplace(user.username,
-                      auth::scram_derive(user.password, random_salt(),
-                                         config.authentication.scram_iterations));
+        scram.emplace(user.username, auth::scram_derive(user.password, random_salt(),
+                                                        config.authentication.scram_iterations));
     }
     if (config.authentication.password_file.empty()) {
         return true;
@@ -428,8 +427,7 @@ std::unique_ptr<bridge::Bridge> Server::make_bridge(const config::BridgeConfig &
 namespace {
 broker::ListenerPolicy listener_policy(const config::ListenerConfig &c) {
     const config::UserPropertyLimits &up = c.user_properties;
-    const bool identity =
-        c.tls && c.tls->identity_as_username != config::TlsConfig::Identity::none;
+    const bool identity = c.tls && c.tls->identity_as_username != config::TlsConfig::Identity::none;
     return {c.allow_anonymous, up.max_count, up.max_bytes, up.allowed_keys, up.strip, identity};
 }
 } // namespace
@@ -616,9 +614,9 @@ void Server::reload() {
         if (bridge_kept[j]) {
             continue;
         }
-        const bool returns =
-            std::any_of(config_->bridges.begin(), config_->bridges.end(),
-                        [&](const config::BridgeConfig &bc) { return bc.name == bridges_[j]->name(); });
+        const bool returns = std::any_of(
+            config_->bridges.begin(), config_->bridges.end(),
+            [&](const config::BridgeConfig &bc) { return bc.name == bridges_[j]->name(); });
         if (returns) {
             bridges_[j]->stop(now); // its replacement resumes the same local session
         } else {

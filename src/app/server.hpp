@@ -83,8 +83,7 @@ class Server final : private net::ListenerHandler, private net::ConnectionOwner 
     // the constructor.
     broker::BrokerSettings broker_settings(const config::Config &c);
     // Reads `c`'s password file and derives its SCRAM users' keys into the arguments.
-    bool load_credentials(const config::Config &c,
-                          std::unique_ptr<auth::PasswordStore> &passwords,
+    bool load_credentials(const config::Config &c, std::unique_ptr<auth::PasswordStore> &passwords,
                           std::map<std::string, auth::ScramCredentials> &scram);
     void save_applied_config();
     void on_accept(net::Listener &listener) override;

@@ -696,7 +696,9 @@ void Runner::pump(uint64_t now) {
                 std::min<uint64_t>(allowed, ahead < options_.window ? options_.window - ahead : 0);
         }
         if (options_.qos > 0) {
-            allowed = std::min<uint64_t>(allowed, options_.inflight - p.inflight);
+            // The broker's Receive Maximum bounds the window too [MQTT-4.9.0-2].
+            const uint32_t window = std::min<uint32_t>(options_.inflight, c.receive_maximum());
+            allowed = std::min<uint64_t>(allowed, window > p.inflight ? window - p.inflight : 0);
         }
         allowed = std::min<uint64_t>(allowed, p.quota - p.sent);
         if (rate_ > 0) {

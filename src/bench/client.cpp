@@ -244,9 +244,9 @@ void Client::on_read(ssize_t nread, const uv_buf_t *buf) {
     }
     const uint64_t recv_ns = uv_hrtime();
     if (tls_) {
-        on_tls_read(std::span<const uint8_t>(reinterpret_cast<const uint8_t *>(buf->base),
-                                             size_t(nread)),
-                    recv_ns);
+        on_tls_read(
+            std::span<const uint8_t>(reinterpret_cast<const uint8_t *>(buf->base), size_t(nread)),
+            recv_ns);
         return;
     }
     in_.on_read(buf, size_t(nread),
@@ -327,6 +327,7 @@ bool Client::handle(mqtt::Packet &&packet, uint64_t recv_ns) {
         }
         state_ = State::ready;
         session_present_ = connack->session_present;
+        receive_maximum_ = connack->properties.receive_maximum.value_or(65535);
         owner_.on_connected(*this);
         return true;
     }

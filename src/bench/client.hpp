@@ -100,6 +100,9 @@ class Client final {
     bool ready() const { return state_ == State::ready; }
     // Whether the CONNACK said the broker resumed a session it kept for this client id.
     bool session_present() const { return session_present_; }
+    // QoS 1/2 PUBLISHes the broker accepts unacknowledged (its CONNACK Receive Maximum;
+    // 65535 without one, and for 3.1.1).
+    uint16_t receive_maximum() const { return receive_maximum_; }
     // Bytes queued or being written: the sender's own backlog.
     size_t pending_bytes() const {
         return out_.size() + writing_.size() + (tls_ ? tls_->output().size() : 0);
@@ -131,13 +134,14 @@ class Client final {
     bool dirty_ = false;
     bool failed_ = false;
     bool session_present_ = false;
+    uint16_t receive_maximum_ = 65535;
     uint16_t next_packet_id_ = 0;
     std::string client_id_;
     uint16_t keep_alive_ = 0;
     SessionOptions session_;
-    net::ReadBuffer in_;           // bytes not yet cut into frames
-    std::vector<uint8_t> out_;     // encoded this turn, not yet written
-    std::vector<uint8_t> writing_; // owned by the write in flight
+    net::ReadBuffer in_;                                 // bytes not yet cut into frames
+    std::vector<uint8_t> out_;                           // encoded this turn, not yet written
+    std::vector<uint8_t> writing_;                       // owned by the write in flight
     std::shared_ptr<const net::TlsContext> tls_context_; // null: plain TCP
     std::unique_ptr<net::TlsSession> tls_;               // from the TCP connect on
 };

@@ -37,8 +37,8 @@ uint64_t message_hash(std::string_view topic, std::string_view payload) {
 Bridge::Bridge(uv_loop_t &loop, broker::Broker &broker, const config::BridgeConfig &config,
                util::Log &log, uint64_t id_base, std::shared_ptr<const net::TlsContext> tls)
     : loop_(loop), broker_(broker), config_(config), log_(log),
-      uplink_(loop, *this, config, log, std::move(tls)),
-      id_base_(id_base), window_(config.window) {}
+      uplink_(loop, *this, config, log, std::move(tls)), id_base_(id_base), window_(config.window) {
+}
 
 Bridge::~Bridge() = default;
 

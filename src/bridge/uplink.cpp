@@ -188,7 +188,8 @@ void Uplink::on_connected(int status) {
 }
 
 void Uplink::send_connect() {
-    mqtt::Connect connect;    connect.version = version_;
+    mqtt::Connect connect;
+    connect.version = version_;
     connect.clean_start = config_.clean_start;
     connect.keep_alive = config_.keep_alive;
     connect.client_id = config_.client_id;

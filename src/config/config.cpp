@@ -434,22 +434,21 @@ E read_choice(const Reader &reader, const Value &value,
         }
         ++i;
     }
-    reader.fail(value, value.path + ": unknown value '" + text + "'; expected one of: " +
-                           join(names));
+    reader.fail(value,
+                value.path + ": unknown value '" + text + "'; expected one of: " + join(names));
 }
 
 // listeners[].tls and bridges[].tls. Files must be readable now, so that a typo in a path is
 // reported with its line instead of at the first handshake.
 TlsConfig read_tls(const Reader &reader, const Value &value, TlsSide side) {
     const bool listener = side == TlsSide::listener;
-    Section s = listener ? reader.section(value, {"ca_file", "cert_file", "key_file",
-                                                  "key_password_file", "ciphers", "min_version",
-                                                  "client_certificates", "identity_as_username",
-                                                  "handshake_timeout"})
-                         : reader.section(value, {"ca_file", "cert_file", "key_file",
-                                                  "key_password_file", "ciphers", "min_version",
-                                                  "server_name", "alpn", "verify_hostname",
-                                                  "insecure"});
+    Section s =
+        listener ? reader.section(value, {"ca_file", "cert_file", "key_file", "key_password_file",
+                                          "ciphers", "min_version", "client_certificates",
+                                          "identity_as_username", "handshake_timeout"})
+                 : reader.section(value, {"ca_file", "cert_file", "key_file", "key_password_file",
+                                          "ciphers", "min_version", "server_name", "alpn",
+                                          "verify_hostname", "insecure"});
     TlsConfig tls;
     tls.line = value.mark.line + 1;
     auto file = [&](const char *key, std::string &field) {
@@ -468,8 +467,9 @@ TlsConfig read_tls(const Reader &reader, const Value &value, TlsSide side) {
         tls.ciphers = read_string_list(reader, *v);
         for (const std::string &name : tls.ciphers) {
             if (mbedtls_ssl_get_ciphersuite_id(name.c_str()) == 0) {
-                reader.fail(*v, v->path + ": unknown cipher suite '" + name +
-                                    "' (mbedTLS names, e.g. TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256)");
+                reader.fail(*v,
+                            v->path + ": unknown cipher suite '" + name +
+                                "' (mbedTLS names, e.g. TLS-ECDHE-ECDSA-WITH-AES-128-GCM-SHA256)");
             }
         }
     }
@@ -500,8 +500,7 @@ TlsConfig read_tls(const Reader &reader, const Value &value, TlsSide side) {
                 read_choice<TlsConfig::Identity>(reader, *v, {"none", "cn", "san"});
         }
         read_integer(reader, s, "handshake_timeout", 1, 3600, tls.handshake_timeout);
-        if (tls.client_certificates != TlsConfig::ClientCertificates::none &&
-            tls.ca_file.empty()) {
+        if (tls.client_certificates != TlsConfig::ClientCertificates::none && tls.ca_file.empty()) {
             reader.fail(value, value.path + ": client_certificates needs ca_file, the CAs that "
                                             "sign client certificates");
         }
@@ -652,9 +651,8 @@ void read_sys(const Reader &reader, const Value &value, Config &config) {
 
 // storage: the SQLite database of retained messages and persistent sessions.
 void read_storage(const Reader &reader, const Value &value, Config &config) {
-    Section section =
-        reader.section(value, {"durability", "flush_interval", "max_size", "full_policy",
-                               "removed_bridge_retention"});
+    Section section = reader.section(value, {"durability", "flush_interval", "max_size",
+                                             "full_policy", "removed_bridge_retention"});
     StorageConfig &storage = config.storage;
     if (auto v = section.get("durability")) {
         const std::string name = reader.string(*v);
@@ -788,11 +786,11 @@ SubscribeRule read_subscribe_rule(const Reader &reader, const Value &item) {
 
 BridgeConfig read_bridge(const Reader &reader, const Value &item,
                          const std::vector<BridgeConfig> &earlier) {
-    Section s =
-        reader.section(item, {"name", "address", "addresses", "client_id", "username", "password",
-                              "keep_alive", "clean_start", "session_expiry", "protocol", "backoff",
-                              "failback", "window", "topic_aliases", "try_private", "queue",
-                              "dead_letter_topic", "forward", "subscribe", "tls"});
+    Section s = reader.section(
+        item, {"name",     "address",           "addresses",   "client_id",      "username",
+               "password", "keep_alive",        "clean_start", "session_expiry", "protocol",
+               "backoff",  "failback",          "window",      "topic_aliases",  "try_private",
+               "queue",    "dead_letter_topic", "forward",     "subscribe",      "tls"});
     BridgeConfig b;
     b.line = item.mark.line + 1;
     auto name = s.get("name");

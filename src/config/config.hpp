@@ -65,7 +65,7 @@ struct TlsConfig {
     std::string ca_file;   // CAs that sign the peer's certificate; bridge: empty = the system store
     std::string cert_file; // our certificate, then its intermediates (bridge: optional)
     std::string key_file;  // its private key
-    std::string key_password_file; // first line: the key's password; empty = key not encrypted
+    std::string key_password_file;    // first line: the key's password; empty = key not encrypted
     std::vector<std::string> ciphers; // mbedTLS suite names; empty = the library's defaults
     std::string min_version = "1.2";  // "1.2", or "1.3" where the library has it
     // Listener only.
@@ -73,10 +73,10 @@ struct TlsConfig {
     Identity identity_as_username = Identity::none; // the client certificate names the user
     uint32_t handshake_timeout = 10;                // seconds from accept to a finished handshake
     // Bridge only.
-    std::string server_name;        // SNI and the name checked; empty = the address's host
-    std::vector<std::string> alpn;  // e.g. x-amzn-mqtt-ca for AWS IoT Core on port 443
-    bool verify_hostname = true;    // the certificate must name server_name
-    bool insecure = false;          // no verification at all (warned at every connect)
+    std::string server_name;       // SNI and the name checked; empty = the address's host
+    std::vector<std::string> alpn; // e.g. x-amzn-mqtt-ca for AWS IoT Core on port 443
+    bool verify_hostname = true;   // the certificate must name server_name
+    bool insecure = false;         // no verification at all (warned at every connect)
     int line = 0;
     bool operator==(const TlsConfig &) const = default;
 };

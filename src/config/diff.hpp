@@ -12,8 +12,8 @@
 namespace ferrymq::config {
 
 struct Change {
-    std::string what;            // "bridge aws: changed (reconnects)"
-    bool needs_restart = false;  // a reload does not apply it
+    std::string what;           // "bridge aws: changed (reconnects)"
+    bool needs_restart = false; // a reload does not apply it
 };
 
 // Every difference from `running` to `next`, listeners and bridges one entry each.

@@ -23,8 +23,7 @@ Connection::Connection(uv_loop_t &loop, uint64_t id, broker::Broker &broker, Con
                        const broker::ListenerPolicy &policy, util::Log &log,
                        std::shared_ptr<const TlsContext> tls)
     : id_(id), broker_(broker), owner_(owner), log_(log), policy_(policy),
-      max_packet_size_(max_packet_size), buffer_limit_(buffer_limit),
-      tls_context_(std::move(tls)) {
+      max_packet_size_(max_packet_size), buffer_limit_(buffer_limit), tls_context_(std::move(tls)) {
     uv_tcp_init(&loop, &handle_);
     handle_.data = this;
 }
@@ -119,8 +118,8 @@ void Connection::on_read(ssize_t nread, const uv_buf_t *buf) {
         return;
     }
     if (tls_) {
-        on_tls_read(std::span<const uint8_t>(reinterpret_cast<const uint8_t *>(buf->base),
-                                             size_t(nread)));
+        on_tls_read(
+            std::span<const uint8_t>(reinterpret_cast<const uint8_t *>(buf->base), size_t(nread)));
         return;
     }
     in_.on_read(buf, size_t(nread), [this](std::span<const uint8_t> b) { return consume(b); });

@@ -49,8 +49,9 @@ class OutputBuffer {
     void to_bufs(std::vector<uv_buf_t> &bufs) const {
         bufs.clear();
         for_each([&](std::span<const uint8_t> piece) {
-            bufs.push_back(uv_buf_init(const_cast<char *>(reinterpret_cast<const char *>(piece.data())),
-                                       static_cast<unsigned>(piece.size())));
+            bufs.push_back(
+                uv_buf_init(const_cast<char *>(reinterpret_cast<const char *>(piece.data())),
+                            static_cast<unsigned>(piece.size())));
         });
     }
 

@@ -149,7 +149,7 @@ bool TlsContext::load(std::string &error) {
     // Debian's mbedTLS still enables TLS 1.0 and 1.1: 1.2 is the floor here.
 #if MBEDTLS_VERSION_NUMBER >= 0x03000000
     mbedtls_ssl_conf_min_tls_version(&conf_, t.min_version == "1.3" ? MBEDTLS_SSL_VERSION_TLS1_3
-                                                                     : MBEDTLS_SSL_VERSION_TLS1_2);
+                                                                    : MBEDTLS_SSL_VERSION_TLS1_2);
 #else
     mbedtls_ssl_conf_min_version(&conf_, MBEDTLS_SSL_MAJOR_VERSION_3, MBEDTLS_SSL_MINOR_VERSION_3);
 #endif
@@ -192,7 +192,8 @@ bool TlsContext::load(std::string &error) {
         rc = mbedtls_pk_parse_keyfile(&own_key_, t.key_file.c_str(), pwd);
 #endif
         if (rc == MBEDTLS_ERR_PKCS5_FEATURE_UNAVAILABLE) {
-            error = "key_file " + t.key_file + ": its PKCS#8 encryption is not supported by "
+            error = "key_file " + t.key_file +
+                    ": its PKCS#8 encryption is not supported by "
                     "this mbedTLS; re-encrypt it as traditional PEM with AES-256, e.g. "
                     "'openssl ec -aes256' or 'openssl rsa -aes256 -traditional'";
             return false;
@@ -232,10 +233,10 @@ bool TlsContext::load(std::string &error) {
         mbedtls_ssl_conf_session_cache(&conf_, &cache_, mbedtls_ssl_cache_get,
                                        mbedtls_ssl_cache_set);
         using CC = config::TlsConfig::ClientCertificates;
-        mbedtls_ssl_conf_authmode(&conf_, t.client_certificates == CC::required ? MBEDTLS_SSL_VERIFY_REQUIRED
-                                          : t.client_certificates == CC::optional
-                                              ? MBEDTLS_SSL_VERIFY_OPTIONAL
-                                              : MBEDTLS_SSL_VERIFY_NONE);
+        mbedtls_ssl_conf_authmode(
+            &conf_, t.client_certificates == CC::required   ? MBEDTLS_SSL_VERIFY_REQUIRED
+                    : t.client_certificates == CC::optional ? MBEDTLS_SSL_VERIFY_OPTIONAL
+                                                            : MBEDTLS_SSL_VERIFY_NONE);
     } else {
         mbedtls_ssl_conf_authmode(&conf_, t.insecure ? MBEDTLS_SSL_VERIFY_NONE
                                                      : MBEDTLS_SSL_VERIFY_REQUIRED);
@@ -305,12 +306,12 @@ int TlsSession::bio_recv(void *self, unsigned char *data, size_t len) {
 }
 
 TlsSession::Status TlsSession::fail(int rc) {
-    credentials_refused_ = rc == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED ||
-                           rc == MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE;
+    credentials_refused_ =
+        rc == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED || rc == MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE;
     if (rc == MBEDTLS_ERR_X509_CERT_VERIFY_FAILED) {
         const char *whose = context_->role() == TlsContext::Role::server ? "client" : "server";
-        error_ = std::string(whose) + " certificate refused: " +
-                 verify_text(mbedtls_ssl_get_verify_result(&ssl_));
+        error_ = std::string(whose) +
+                 " certificate refused: " + verify_text(mbedtls_ssl_get_verify_result(&ssl_));
     } else if (rc == MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE) {
         error_ = "the client sent no certificate and this listener requires one";
     } else {
@@ -405,8 +406,8 @@ void TlsSession::close_notify() {
 }
 
 std::string TlsSession::description() const {
-    std::string text = std::string(mbedtls_ssl_get_version(&ssl_)) + " " +
-                       mbedtls_ssl_get_ciphersuite(&ssl_);
+    std::string text =
+        std::string(mbedtls_ssl_get_version(&ssl_)) + " " + mbedtls_ssl_get_ciphersuite(&ssl_);
     if (const char *alpn = mbedtls_ssl_get_alpn_protocol(&ssl_)) {
         text.append(" ALPN ").append(alpn);
     }

@@ -58,8 +58,8 @@ class TlsContext {
     mbedtls_x509_crt own_cert_;
     mbedtls_pk_context own_key_;
     mbedtls_ssl_cache_context cache_; // server: sessions clients may resume
-    std::vector<int> ciphers_;       // zero-terminated, kept alive for conf_
-    std::vector<const char *> alpn_; // null-terminated, points into settings_.alpn
+    std::vector<int> ciphers_;        // zero-terminated, kept alive for conf_
+    std::vector<const char *> alpn_;  // null-terminated, points into settings_.alpn
     std::string summary_;
 };
 

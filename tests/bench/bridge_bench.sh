@@ -33,8 +33,9 @@
 # - Direct: a second mosquitto_sub like the first, then "ferrymq bench --scenario durable
 #   --no-subscriber --clients 1 --inflight 100 --qos 1 --protocol 5 --messages N --topic
 #   site42/gateway/sensor/temperature" (core 0, where ferrymq ran) publishes straight into
-#   the same Mosquitto: one connection, QoS 1, 100 in flight, like the bridge; its rate is
-#   measured at the subscriber the same way.
+#   the same Mosquitto: one connection, QoS 1, 100 in flight capped by Mosquitto's Receive
+#   Maximum (20 by default), like the bridge; its rate is measured at the subscriber the
+#   same way.
 # - ferrymq's stop line gives the bridge's sent count and bytes up.
 # - Upstream-bytes runs: the same with the small backlog, for a 5.0 uplink without and with
 #   topic aliases and a 3.1.1 uplink; bytes per message = bytes up / sent.

@@ -18,8 +18,9 @@ std::string cert_path(const char *name) {
     return std::string(FERRYMQ_SOURCE_DIR) + "/tests/unit/tls/" + name;
 }
 
-std::shared_ptr<const net::TlsContext> server_context(
-    config::TlsConfig::ClientCertificates client_certs = config::TlsConfig::ClientCertificates::none) {
+std::shared_ptr<const net::TlsContext>
+server_context(config::TlsConfig::ClientCertificates client_certs =
+                   config::TlsConfig::ClientCertificates::none) {
     config::TlsConfig t;
     t.cert_file = cert_path("server.crt");
     t.key_file = cert_path("server.key");
@@ -65,9 +66,8 @@ struct Pair {
         Status status = Status::ok;
         for (size_t at = 0; at < wire.size() && status == Status::ok; at += chunk) {
             std::span<const uint8_t> out;
-            status = to.receive(std::span<const uint8_t>(wire).subspan(
-                                    at, std::min(chunk, wire.size() - at)),
-                                out);
+            status = to.receive(
+                std::span<const uint8_t>(wire).subspan(at, std::min(chunk, wire.size() - at)), out);
             plain.append(out.begin(), out.end());
         }
         return status;
