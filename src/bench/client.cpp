@@ -226,13 +226,6 @@ void Client::fail(const std::string &what) {
 }
 
 void Client::on_alloc(uv_buf_t *buf) {
-    if (tls_) {
-        // Ciphertext is decrypted at once: it never waits in `in_`.
-        std::vector<uint8_t> &shared = owner_.read_buffer();
-        *buf = uv_buf_init(reinterpret_cast<char *>(shared.data()),
-                           static_cast<unsigned>(shared.size()));
-        return;
-    }
     in_.alloc(owner_.read_buffer(), buf);
 }
 

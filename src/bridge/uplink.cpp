@@ -151,14 +151,7 @@ void Uplink::on_connected(int status) {
         reinterpret_cast<uv_stream_t *>(&conn_->tcp),
         [](uv_handle_t *h, size_t, uv_buf_t *buf) {
             auto *c = static_cast<Conn *>(h->data);
-            Uplink &u = *c->uplink;
-            if (u.tls_) {
-                // Ciphertext is decrypted at once: it never waits in `in_`.
-                *buf = uv_buf_init(reinterpret_cast<char *>(u.read_shared_.data()),
-                                   static_cast<unsigned>(u.read_shared_.size()));
-            } else {
-                u.in_.alloc(u.read_shared_, buf);
-            }
+            c->uplink->in_.alloc(c->uplink->read_shared_, buf);
         },
         [](uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
             auto *c = static_cast<Conn *>(s->data);

@@ -99,13 +99,6 @@ void Connection::resume_reading() {
 }
 
 void Connection::on_alloc(size_t, uv_buf_t *buf) {
-    if (tls_) {
-        // Ciphertext is decrypted at once: it never waits in `in_`.
-        std::vector<uint8_t> &shared = owner_.read_buffer();
-        *buf = uv_buf_init(reinterpret_cast<char *>(shared.data()),
-                           static_cast<unsigned>(shared.size()));
-        return;
-    }
     in_.alloc(owner_.read_buffer(), buf);
 }
 

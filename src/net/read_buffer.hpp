@@ -47,7 +47,9 @@ class ReadBuffer {
         drop(consume(std::span<const uint8_t>(own_.data(), end_)));
     }
 
-    // Takes bytes that arrived elsewhere (decrypted TLS records), like on_read().
+    // Takes bytes that arrived elsewhere, like on_read(): a TLS stream reads ciphertext into
+    // the buffer alloc() gave, lets its TlsSession copy it (receive()), and pushes the
+    // plaintext here, so the ciphertext is never needed again when this moves bytes.
     template <class Consume> void push(std::span<const uint8_t> bytes, Consume &&consume) {
         if (end_ == 0) {
             const size_t used = consume(bytes);
