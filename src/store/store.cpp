@@ -6,7 +6,9 @@
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <deque>
 #include <map>
+#include <unordered_set>
 
 namespace ferrymq::store {
 
@@ -14,7 +16,7 @@ namespace {
 
 // The schema this build writes. Each migration takes the database from version N-1 to N
 // inside one transaction; PRAGMA user_version records where a file stands.
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 
 const char *const kMigrations[kSchemaVersion] = {
     // 1: retained messages and persistent sessions. Messages are stored as the MQTT 5.0
@@ -44,6 +46,105 @@ const char *const kMigrations[kSchemaVersion] = {
     // 2: when each queued message was received (wall-clock ms), for queue max_age; rows
     // from version 1 count as received when they are read back.
     "ALTER TABLE messages ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0;",
+    // 3: queued messages in batches (see store.hpp and the record format below): one row
+    // per session and commit. batch_gone: messages delivered out of a batch that still
+    // holds others; batch_sent: the packet id of a QoS 2 message sent, and whether its
+    // PUBREL was. Rows of `messages` are moved into batches when they are read back.
+    "CREATE TABLE batches ("
+    "  id INTEGER PRIMARY KEY, client_id TEXT NOT NULL, created_at INTEGER NOT NULL,"
+    "  records BLOB NOT NULL);"
+    "CREATE TABLE batch_gone ("
+    "  batch INTEGER NOT NULL, idx INTEGER NOT NULL, PRIMARY KEY (batch, idx)) WITHOUT ROWID;"
+    "CREATE TABLE batch_sent ("
+    "  batch INTEGER NOT NULL, idx INTEGER NOT NULL, packet_id INTEGER NOT NULL,"
+    "  released INTEGER NOT NULL, PRIMARY KEY (batch, idx)) WITHOUT ROWID;",
+};
+
+// The page size of a new database. Each commit rewrites a few pages it only touches (the
+// last leaf of a table, the B-tree root, the header), so smaller pages cost less per
+// commit: with 1 KiB pages a queued message costs about half the bytes it costs with
+// SQLite's default 4 KiB. A database keeps the page size it was created with.
+constexpr int kPageSize = 1024;
+// Pages in the WAL before a checkpoint copies them back: 4 MiB, as with SQLite's default
+// of 1,000 pages of 4 KiB.
+constexpr int kCheckpointPages = 4096;
+
+// A batch's `records` blob:
+//   varint  format, 1
+//   varint  how many strings follow, then each as varint length + bytes: the topics,
+//           publishers and lists of subscription identifiers (varints) of the batch's
+//           messages, each written once
+//   then one record per index in the batch:
+//     byte    flags: bits 0-1 the delivery's QoS, 2 its retain flag, 3-4 the message's
+//             QoS, 5 its retain flag, 6 an expiry follows, 7 a second flags byte follows;
+//             0xFF: no message at this index (acknowledged before its commit)
+//     byte    (with bit 7) bit 0: the record holds the whole PUBLISH frame (a message with
+//             properties; its subscription identifiers are in the frame), bit 1: a list of
+//             subscription identifiers follows
+//     varint  the topic's string (not with a whole frame)
+//     varint  the publisher's string
+//     varint  the subscription identifiers' string (with bit 1 of the second byte)
+//     zigzag  created_at - the batch's created_at, wall-clock ms
+//     zigzag  expires_at - created_at, ms (only with bit 6)
+//     varint  length, then the payload (or the PUBLISH frame encode_message makes)
+constexpr uint64_t kBatchFormat = 1;
+constexpr uint8_t kNoMessage = 0xFF;
+constexpr uint8_t kMoreFlags = 0x80;
+constexpr uint8_t kWholeFrame = 0x01;   // in the second flags byte
+constexpr uint8_t kSubscriptions = 0x02; // in the second flags byte
+
+void put_varint(std::vector<uint8_t> &out, uint64_t v) {
+    while (v >= 0x80) {
+        out.push_back(static_cast<uint8_t>(v | 0x80));
+        v >>= 7;
+    }
+    out.push_back(static_cast<uint8_t>(v));
+}
+
+uint64_t zigzag(int64_t v) {
+    return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
+}
+
+int64_t unzigzag(uint64_t v) {
+    return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1);
+}
+
+// Reads a records blob front to back; `ok` turns false at the first byte that does not fit.
+struct BatchReader {
+    std::span<const uint8_t> in;
+    size_t pos = 0;
+    bool ok = true;
+
+    bool more() const { return ok && pos < in.size(); }
+    uint8_t byte() {
+        if (pos >= in.size()) {
+            ok = false;
+            return 0;
+        }
+        return in[pos++];
+    }
+    uint64_t varint() {
+        uint64_t v = 0;
+        for (unsigned shift = 0; shift < 64; shift += 7) {
+            const uint8_t b = byte();
+            v |= static_cast<uint64_t>(b & 0x7F) << shift;
+            if ((b & 0x80) == 0) {
+                return v;
+            }
+        }
+        ok = false;
+        return 0;
+    }
+    std::span<const uint8_t> bytes() {
+        const uint64_t n = varint();
+        if (!ok || n > in.size() - pos) {
+            ok = false;
+            return {};
+        }
+        std::span<const uint8_t> out = in.subspan(pos, n);
+        pos += n;
+        return out;
+    }
 };
 
 // A message as the PUBLISH frame it is stored as: its own QoS and retain flag, its
@@ -168,7 +269,16 @@ bool Store::open_file(bool *corrupt) {
     };
     // Exclusive locking: no shared-memory file, and a second broker on the same data
     // directory fails at the lock below instead of interleaving writes.
-    rc = db_.exec("PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL;");
+    // page_size only takes on a new file (before journal_mode writes its header).
+    const std::string setup = "PRAGMA page_size=" + std::to_string(kPageSize) +
+                              "; PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL;";
+    rc = db_.exec(setup.c_str());
+    if (rc == SQLITE_OK) {
+        const int64_t page_size = db_.query_int("PRAGMA page_size");
+        const int64_t pages =
+            page_size > 0 ? int64_t{kCheckpointPages} * kPageSize / page_size : 1000;
+        rc = db_.exec(("PRAGMA wal_autocheckpoint=" + std::to_string(pages) + ";").c_str());
+    }
     if (rc == SQLITE_OK) {
         rc = db_.exec(options_.power_safe ? "PRAGMA synchronous=FULL;"
                                           : "PRAGMA synchronous=NORMAL;");
@@ -271,17 +381,25 @@ bool Store::prepare_statements() {
          "online, will, will_delay, will_at) VALUES (?,?,?,?,?,?,?,?)"},
         {&session_delete_[0], "DELETE FROM sessions WHERE client_id = ?"},
         {&session_delete_[1], "DELETE FROM subscriptions WHERE client_id = ?"},
-        {&session_delete_[2], "DELETE FROM messages WHERE client_id = ?"},
-        {&session_delete_[3], "DELETE FROM inbound_qos2 WHERE client_id = ?"},
+        {&session_delete_[2],
+         "DELETE FROM batch_gone WHERE batch IN (SELECT id FROM batches WHERE client_id = ?)"},
+        {&session_delete_[3],
+         "DELETE FROM batch_sent WHERE batch IN (SELECT id FROM batches WHERE client_id = ?)"},
+        {&session_delete_[4], "DELETE FROM batches WHERE client_id = ?"},
+        {&session_delete_[5], "DELETE FROM inbound_qos2 WHERE client_id = ?"},
         {&subscription_save_,
          "INSERT OR REPLACE INTO subscriptions (client_id, filter, qos, no_local, "
          "retain_as_published, retain_handling, identifier) VALUES (?,?,?,?,?,?,?)"},
         {&subscription_delete_, "DELETE FROM subscriptions WHERE client_id = ? AND filter = ?"},
-        {&message_add_,
-         "INSERT INTO messages (id, client_id, frame, expires_at, origin, qos, retain, "
-         "packet_id, released, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)"},
-        {&message_sent_, "UPDATE messages SET packet_id = ?, released = ? WHERE id = ?"},
-        {&message_delete_, "DELETE FROM messages WHERE id = ?"},
+        {&batch_write_,
+         "INSERT INTO batches (id, client_id, created_at, records) VALUES (?,?,?,?)"},
+        {&batch_delete_[0], "DELETE FROM batch_gone WHERE batch = ?"},
+        {&batch_delete_[1], "DELETE FROM batch_sent WHERE batch = ?"},
+        {&batch_delete_[2], "DELETE FROM batches WHERE id = ?"},
+        {&gone_add_, "INSERT OR IGNORE INTO batch_gone (batch, idx) VALUES (?,?)"},
+        {&sent_set_, "INSERT OR REPLACE INTO batch_sent (batch, idx, packet_id, released) "
+                     "VALUES (?,?,?,?)"},
+        {&sent_clear_, "DELETE FROM batch_sent WHERE batch = ? AND idx = ?"},
         {&qos2_add_, "INSERT OR IGNORE INTO inbound_qos2 (client_id, packet_id) VALUES (?,?)"},
         {&qos2_delete_, "DELETE FROM inbound_qos2 WHERE client_id = ? AND packet_id = ?"},
     };
@@ -314,6 +432,10 @@ bool Store::load(std::vector<broker::MessagePtr> &retained,
         if (rc == SQLITE_OK) {
             rc = db_.exec("DELETE FROM messages WHERE client_id NOT IN "
                           "(SELECT client_id FROM sessions);"
+                          "DELETE FROM batches WHERE client_id NOT IN "
+                          "(SELECT client_id FROM sessions);"
+                          "DELETE FROM batch_gone WHERE batch NOT IN (SELECT id FROM batches);"
+                          "DELETE FROM batch_sent WHERE batch NOT IN (SELECT id FROM batches);"
                           "DELETE FROM subscriptions WHERE client_id NOT IN "
                           "(SELECT client_id FROM sessions);"
                           "DELETE FROM inbound_qos2 WHERE client_id NOT IN "
@@ -385,13 +507,14 @@ bool Store::load(std::vector<broker::MessagePtr> &retained,
         fail("cannot read subscriptions", rc);
         return false;
     }
+    // Rows of the version 2 messages table come first in their sessions' queues (they are
+    // older than any batch); they are written again as batches below.
     st = db_.prepare("SELECT id, client_id, frame, expires_at, origin, qos, retain, packet_id, "
                      "released, created_at FROM messages ORDER BY id",
                      &rc);
     size_t message_count = 0;
+    std::vector<std::pair<size_t, size_t>> legacy; // (session, message) positions
     while (st && (rc = st.step()) == SQLITE_ROW) {
-        const uint64_t id = static_cast<uint64_t>(st.column_int(0));
-        next_id_ = std::max(next_id_, id + 1);
         auto it = index.find(st.column_text(1));
         if (it == index.end()) {
             continue;
@@ -407,18 +530,164 @@ bool Store::load(std::vector<broker::MessagePtr> &retained,
         const int64_t created = st.column_int(9);
         m->created_ms = created != 0 ? created - options_.wall_minus_loop_ms
                                      : static_cast<int64_t>(now_loop_ms);
-        r.id = id;
         r.message = std::move(m);
         r.qos = static_cast<uint8_t>(st.column_int(5));
         r.retain = st.column_int(6) != 0;
         r.packet_id = static_cast<uint16_t>(st.column_int(7));
         r.released = st.column_int(8) != 0;
-        sessions[it->second].messages.push_back(std::move(r));
+        std::vector<broker::RestoredMessage> &queue = sessions[it->second].messages;
+        legacy.emplace_back(it->second, queue.size());
+        queue.push_back(std::move(r));
         ++message_count;
     }
     if (rc != SQLITE_DONE) {
         fail("cannot read messages", rc);
         return false;
+    }
+
+    // Batches in id order, which is the order their messages were queued in, less the
+    // messages batch_gone says were delivered.
+    std::unordered_set<uint64_t> gone;
+    st = db_.prepare("SELECT batch, idx FROM batch_gone", &rc);
+    while (st && (rc = st.step()) == SQLITE_ROW) {
+        gone.insert(static_cast<uint64_t>(st.column_int(0)) << kBatchShift |
+                    static_cast<uint64_t>(st.column_int(1)));
+    }
+    if (rc != SQLITE_DONE) {
+        fail("cannot read delivered messages", rc);
+        return false;
+    }
+    std::unordered_map<uint64_t, std::pair<uint16_t, bool>> sent;
+    st = db_.prepare("SELECT batch, idx, packet_id, released FROM batch_sent", &rc);
+    while (st && (rc = st.step()) == SQLITE_ROW) {
+        sent[static_cast<uint64_t>(st.column_int(0)) << kBatchShift |
+             static_cast<uint64_t>(st.column_int(1))] = {
+            static_cast<uint16_t>(st.column_int(2)), st.column_int(3) != 0};
+    }
+    if (rc != SQLITE_DONE) {
+        fail("cannot read sent messages", rc);
+        return false;
+    }
+    size_t unreadable_batches = 0;
+    std::vector<uint64_t> expired;
+    st = db_.prepare("SELECT id, client_id, created_at, records FROM batches ORDER BY id", &rc);
+    while (st && (rc = st.step()) == SQLITE_ROW) {
+        const uint64_t batch = static_cast<uint64_t>(st.column_int(0));
+        next_batch_ = std::max(next_batch_, batch + 1);
+        auto it = index.find(st.column_text(1));
+        if (it == index.end()) {
+            continue;
+        }
+        BatchState &state = batches_[batch];
+        state.client_id = st.column_text(1);
+        const int64_t base = st.column_int(2);
+        BatchReader in{st.column_blob(3)};
+        std::vector<std::string> strings;
+        if (in.varint() != kBatchFormat) {
+            in.ok = false;
+        }
+        for (uint64_t n = in.varint(); in.ok && n > 0; --n) {
+            std::span<const uint8_t> text = in.bytes();
+            strings.emplace_back(reinterpret_cast<const char *>(text.data()), text.size());
+        }
+        auto string_at = [&](uint64_t i) -> const std::string * {
+            if (i >= strings.size()) {
+                in.ok = false;
+                return nullptr;
+            }
+            return &strings[i];
+        };
+        for (uint64_t idx = 0; in.more(); ++idx) {
+            const uint8_t flags = in.byte();
+            if (flags == kNoMessage) {
+                continue;
+            }
+            auto m = std::make_shared<broker::Message>();
+            broker::RestoredMessage r;
+            const uint8_t more = (flags & kMoreFlags) != 0 ? in.byte() : 0;
+            const bool whole = (more & kWholeFrame) != 0;
+            const std::string *topic = whole ? nullptr : string_at(in.varint());
+            const std::string *origin = string_at(in.varint());
+            if ((more & kSubscriptions) != 0) {
+                if (const std::string *list = string_at(in.varint())) {
+                    BatchReader ids{{reinterpret_cast<const uint8_t *>(list->data()), list->size()}};
+                    while (ids.more()) {
+                        r.subscription_ids.push_back(static_cast<uint32_t>(ids.varint()));
+                    }
+                    in.ok = in.ok && ids.ok;
+                }
+            }
+            const int64_t created = base + unzigzag(in.varint());
+            const int64_t expires = (flags & 0x40) != 0 ? created + unzigzag(in.varint()) : 0;
+            std::span<const uint8_t> body = in.bytes();
+            if (!in.ok || idx >= (uint64_t{1} << kBatchShift)) {
+                in.ok = false;
+                break;
+            }
+            if (whole) {
+                if (!decode_message(body, *m, &r.subscription_ids)) {
+                    ++undecodable;
+                    continue;
+                }
+            } else {
+                m->topic = *topic;
+                m->payload.assign(reinterpret_cast<const char *>(body.data()), body.size());
+                m->qos = static_cast<uint8_t>((flags >> 3) & 3);
+                m->retain = (flags & 0x20) != 0;
+            }
+            const uint64_t id = batch << kBatchShift | idx;
+            if (gone.contains(id)) {
+                continue;
+            }
+            ++state.live;
+            if (expires != 0 && expires <= now_wall) {
+                // [MQTT-3.3.2-5]: gone like a delivered message, by the commit below.
+                expired.push_back(id);
+                continue;
+            }
+            m->origin_client_id = *origin;
+            m->created_ms = created - options_.wall_minus_loop_ms;
+            m->expiry_ms = to_loop(expires);
+            r.id = id;
+            r.message = std::move(m);
+            r.qos = static_cast<uint8_t>(flags & 3);
+            r.retain = (flags & 0x04) != 0;
+            if (auto s = sent.find(id); s != sent.end()) {
+                r.packet_id = s->second.first;
+                r.released = s->second.second;
+            }
+            sessions[it->second].messages.push_back(std::move(r));
+            ++message_count;
+        }
+        if (!in.ok) {
+            ++unreadable_batches;
+        }
+        if (state.live == 0) {
+            push(OpType::batch_delete).id = batch;
+            batches_.erase(batch);
+        }
+    }
+    if (rc != SQLITE_DONE) {
+        fail("cannot read queued messages", rc);
+        return false;
+    }
+    if (unreadable_batches != 0) {
+        log_.warn("store %s: %zu batches of queued messages could not be read to the end; "
+                  "what could be read was restored",
+                  path().c_str(), unreadable_batches);
+    }
+    stats_.expired_at_load += expired.size();
+    lazy_deletes_.insert(lazy_deletes_.end(), expired.begin(), expired.end());
+    if (!legacy.empty()) {
+        for (auto [session, position] : legacy) {
+            broker::RestoredMessage &r = sessions[session].messages[position];
+            r.id = add_message(sessions[session].client_id, r.message, r.qos, r.retain,
+                               r.subscription_ids);
+            if (r.packet_id != 0) {
+                message_sent(r.id, r.packet_id, r.released);
+            }
+        }
+        push(OpType::legacy_clear);
     }
     st = db_.prepare("SELECT client_id, packet_id FROM inbound_qos2", &rc);
     while (st && (rc = st.step()) == SQLITE_ROW) {
@@ -433,6 +702,10 @@ bool Store::load(std::vector<broker::MessagePtr> &retained,
     if (undecodable != 0) {
         log_.warn("store %s: %zu stored messages could not be read back and were skipped",
                   path().c_str(), undecodable);
+    }
+    // Expired messages, emptied batches and version 2 rows moved into batches.
+    if ((!ops_.empty() || !lazy_deletes_.empty()) && !commit()) {
+        return false;
     }
     log_.info("store %s: restored %zu retained messages, %zu sessions, %zu queued messages "
               "(%llu expired while stopped)",
@@ -482,6 +755,9 @@ void Store::session_save(const broker::Session &s) {
 
 void Store::session_delete(const std::string &client_id) {
     push(OpType::session_delete).key = client_id;
+    // Its batches go with it; messages it gets from now on start a batch of their own.
+    open_batches_.erase(client_id);
+    std::erase_if(batches_, [&](const auto &b) { return b.second.client_id == client_id; });
 }
 
 void Store::subscription_save(const std::string &client_id, const std::string &filter,
@@ -502,15 +778,42 @@ void Store::subscription_delete(const std::string &client_id, const std::string 
 }
 
 uint64_t Store::message_add(const std::string &client_id, const broker::Delivery &d) {
-    const uint64_t id = next_id_++;
+    return add_message(client_id, d.message, d.qos, d.retain, d.subscription_ids);
+}
+
+uint64_t Store::add_message(const std::string &client_id, const broker::MessagePtr &message,
+                            uint8_t qos, bool retain, std::span<const uint32_t> subscription_ids) {
+    auto [open, fresh] = open_batches_.try_emplace(client_id, pending_batches_.size());
+    if (!fresh) {
+        const PendingBatch &b = pending_batches_[open->second];
+        if (b.ops.size() >= kBatchMaxMessages || b.bytes >= kBatchMaxBytes) {
+            open->second = pending_batches_.size();
+            fresh = true;
+        }
+    }
+    if (fresh) {
+        PendingBatch &b = pending_batches_.emplace_back();
+        b.id = next_batch_++;
+        b.client_id = client_id;
+        batches_[b.id].client_id = client_id;
+        // Written where the batch's first message was reported, so it lands after any
+        // earlier change of the same session (a session_delete before it, say).
+        push(OpType::batch_write).a = static_cast<int64_t>(open->second);
+        --stats_.changes; // not a change of its own
+    }
+    PendingBatch &b = pending_batches_[open->second];
+    const uint64_t id = b.id << kBatchShift | b.ops.size();
+    b.ops.push_back(ops_.size());
+    b.bytes += message->topic.size() + message->payload.size() + 16;
+    ++batches_[b.id].live;
     pending_adds_[id] = ops_.size();
     Op &op = push(OpType::message_add);
     op.key = client_id;
     op.id = id;
-    op.message = d.message;
-    op.qos = d.qos;
-    op.retain = d.retain;
-    op.subscription_ids = d.subscription_ids;
+    op.message = message;
+    op.qos = qos;
+    op.retain = retain;
+    op.subscription_ids.assign(subscription_ids.begin(), subscription_ids.end());
     return id;
 }
 
@@ -533,6 +836,9 @@ void Store::message_delete(uint64_t id) {
         // Acknowledged before it was ever written: nothing to write at all.
         ops_[it->second].cancelled = true;
         pending_adds_.erase(it);
+        if (auto b = batches_.find(id >> kBatchShift); b != batches_.end() && b->second.live > 0) {
+            --b->second.live;
+        }
         return;
     }
     ++stats_.changes;
@@ -607,31 +913,44 @@ bool Store::apply(Op &op) {
         subscription_delete_.bind_text(2, op.key2);
         rc = subscription_delete_.run();
         break;
-    case OpType::message_add: {
-        const broker::Message &m = *op.message;
-        encode_message(m, op.subscription_ids, scratch_);
-        message_add_.bind(1, static_cast<int64_t>(op.id));
-        message_add_.bind_text(2, op.key);
-        message_add_.bind_blob(3, scratch_);
-        message_add_.bind(4, to_wall(m.expiry_ms));
-        message_add_.bind_text(5, m.origin_client_id);
-        message_add_.bind(6, op.qos);
-        message_add_.bind(7, op.retain ? 1 : 0);
-        message_add_.bind(8, op.a);
-        message_add_.bind(9, op.b);
-        message_add_.bind(10, m.created_ms + options_.wall_minus_loop_ms);
-        rc = message_add_.run();
+    case OpType::message_add:
+        return true; // written by its batch's batch_write
+    case OpType::batch_write:
+        rc = write_batch(pending_batches_[static_cast<size_t>(op.a)]);
+        if (rc == SQLITE_OK) {
+            return true; // every message was acknowledged before the commit
+        }
+        break;
+    case OpType::batch_delete:
+        for (Statement &st : batch_delete_) {
+            st.bind(1, static_cast<int64_t>(op.id));
+            rc = st.run();
+            if (rc != SQLITE_DONE) {
+                break;
+            }
+        }
+        break;
+    case OpType::message_sent: {
+        const auto batch = static_cast<int64_t>(op.id >> kBatchShift);
+        const auto idx = static_cast<int64_t>(op.id & ((uint64_t{1} << kBatchShift) - 1));
+        Statement &st = op.a != 0 ? sent_set_ : sent_clear_;
+        st.bind(1, batch);
+        st.bind(2, idx);
+        if (op.a != 0) {
+            st.bind(3, op.a);
+            st.bind(4, op.b);
+        }
+        rc = st.run();
         break;
     }
-    case OpType::message_sent:
-        message_sent_.bind(1, op.a);
-        message_sent_.bind(2, op.b);
-        message_sent_.bind(3, static_cast<int64_t>(op.id));
-        rc = message_sent_.run();
-        break;
     case OpType::message_delete:
-        message_delete_.bind(1, static_cast<int64_t>(op.id));
-        rc = message_delete_.run();
+        gone_add_.bind(1, static_cast<int64_t>(op.id >> kBatchShift));
+        gone_add_.bind(2, static_cast<int64_t>(op.id & ((uint64_t{1} << kBatchShift) - 1)));
+        rc = gone_add_.run();
+        break;
+    case OpType::legacy_clear:
+        rc = db_.exec("DELETE FROM messages;");
+        rc = rc == SQLITE_OK ? SQLITE_DONE : rc;
         break;
     case OpType::qos2_add:
         qos2_add_.bind_text(1, op.key);
@@ -645,7 +964,8 @@ bool Store::apply(Op &op) {
         break;
     case OpType::clear_all:
         rc = db_.exec("DELETE FROM retained; DELETE FROM sessions; DELETE FROM subscriptions;"
-                      "DELETE FROM messages; DELETE FROM inbound_qos2;");
+                      "DELETE FROM messages; DELETE FROM inbound_qos2; DELETE FROM batches;"
+                      "DELETE FROM batch_gone; DELETE FROM batch_sent;");
         rc = rc == SQLITE_OK ? SQLITE_DONE : rc;
         break;
     }
@@ -657,15 +977,130 @@ bool Store::apply(Op &op) {
     return true;
 }
 
+int Store::write_batch(const PendingBatch &batch) {
+    // The records first (interning strings as they come), then the header in front.
+    std::unordered_map<std::string_view, uint64_t> index;
+    std::vector<std::string_view> strings;
+    auto intern = [&](std::string_view text) {
+        auto [it, fresh] = index.try_emplace(text, strings.size());
+        if (fresh) {
+            strings.push_back(text);
+        }
+        return it->second;
+    };
+    std::vector<uint8_t> &records = records_;
+    records.clear();
+    std::deque<std::string> id_lists; // encoded subscription identifier lists, interned
+    int64_t base = 0;
+    size_t live = 0;
+    for (size_t i : batch.ops) {
+        const Op &op = ops_[i];
+        if (op.cancelled) {
+            records.push_back(kNoMessage);
+            continue;
+        }
+        const broker::Message &m = *op.message;
+        const int64_t created = m.created_ms + options_.wall_minus_loop_ms;
+        if (live++ == 0) {
+            base = created;
+        }
+        const int64_t expires = to_wall(m.expiry_ms);
+        const bool whole = !m.properties.empty();
+        const bool ids = !whole && !op.subscription_ids.empty();
+        const uint8_t more = (whole ? kWholeFrame : 0) | (ids ? kSubscriptions : 0);
+        records.push_back(static_cast<uint8_t>((op.qos & 3) | (op.retain ? 0x04 : 0) |
+                                               ((m.qos & 3) << 3) | (m.retain ? 0x20 : 0) |
+                                               (expires != 0 ? 0x40 : 0) |
+                                               (more != 0 ? kMoreFlags : 0)));
+        if (more != 0) {
+            records.push_back(more);
+        }
+        if (!whole) {
+            put_varint(records, intern(m.topic));
+        }
+        put_varint(records, intern(m.origin_client_id));
+        if (ids) {
+            std::string &list = id_lists.emplace_back();
+            for (uint32_t id : op.subscription_ids) {
+                for (uint32_t v = id; ; v >>= 7) {
+                    list.push_back(static_cast<char>(v >= 0x80 ? (v & 0x7F) | 0x80 : v));
+                    if (v < 0x80) {
+                        break;
+                    }
+                }
+            }
+            put_varint(records, intern(list));
+        }
+        put_varint(records, zigzag(created - base));
+        if (expires != 0) {
+            put_varint(records, zigzag(expires - created));
+        }
+        if (whole) {
+            encode_message(m, op.subscription_ids, scratch_);
+            put_varint(records, scratch_.size());
+            records.insert(records.end(), scratch_.begin(), scratch_.end());
+        } else {
+            put_varint(records, m.payload.size());
+            records.insert(records.end(), m.payload.begin(), m.payload.end());
+        }
+    }
+    if (live == 0) {
+        batches_.erase(batch.id); // every message was acknowledged before this commit
+        return SQLITE_OK;
+    }
+    std::vector<uint8_t> &blob = scratch_;
+    blob.clear();
+    put_varint(blob, kBatchFormat);
+    put_varint(blob, strings.size());
+    for (std::string_view text : strings) {
+        put_varint(blob, text.size());
+        blob.insert(blob.end(), text.begin(), text.end());
+    }
+    blob.insert(blob.end(), records.begin(), records.end());
+    batch_write_.bind(1, static_cast<int64_t>(batch.id));
+    batch_write_.bind_text(2, batch.client_id);
+    batch_write_.bind(3, base);
+    batch_write_.bind_blob(4, blob);
+    int rc = batch_write_.run();
+    // QoS 2 messages sent in the commit that queued them.
+    for (size_t idx = 0; rc == SQLITE_DONE && idx < batch.ops.size(); ++idx) {
+        const Op &op = ops_[batch.ops[idx]];
+        if (!op.cancelled && op.a != 0) {
+            sent_set_.bind(1, static_cast<int64_t>(batch.id));
+            sent_set_.bind(2, static_cast<int64_t>(idx));
+            sent_set_.bind(3, op.a);
+            sent_set_.bind(4, op.b);
+            rc = sent_set_.run();
+        }
+    }
+    return rc;
+}
+
+void Store::settle_deletes() {
+    // A message whose batch holds no other queued message takes the batch with it;
+    // the others are recorded as gone from their batch.
+    for (uint64_t id : lazy_deletes_) {
+        auto it = batches_.find(id >> kBatchShift);
+        if (it != batches_.end() && it->second.live > 0 && --it->second.live == 0) {
+            push(OpType::batch_delete).id = it->first;
+            --stats_.changes; // counted when it was reported
+            batches_.erase(it);
+        }
+    }
+    for (uint64_t id : lazy_deletes_) {
+        if (batches_.contains(id >> kBatchShift)) {
+            push(OpType::message_delete).id = id;
+            --stats_.changes;
+        }
+    }
+    lazy_deletes_.clear();
+}
+
 bool Store::commit() {
     if ((ops_.empty() && lazy_deletes_.empty()) || !db_.is_open()) {
         return true;
     }
-    for (uint64_t id : lazy_deletes_) {
-        push(OpType::message_delete).id = id;
-        --stats_.changes; // counted when it was reported
-    }
-    lazy_deletes_.clear();
+    settle_deletes();
     const auto started = std::chrono::steady_clock::now();
     int rc = begin_.run();
     bool ok = rc == SQLITE_DONE;
@@ -700,6 +1135,8 @@ bool Store::commit() {
     ops_.clear();
     pending_adds_.clear();
     pending_retained_.clear();
+    pending_batches_.clear();
+    open_batches_.clear();
     const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
                         std::chrono::steady_clock::now() - started)
                         .count();
@@ -716,6 +1153,9 @@ bool Store::resync(const std::function<void()> &write_all) {
     lazy_deletes_.clear();
     pending_adds_.clear();
     pending_retained_.clear();
+    pending_batches_.clear();
+    open_batches_.clear();
+    batches_.clear();
     push(OpType::clear_all);
     write_all();
     const bool was_degraded = stats_.degraded;
@@ -757,12 +1197,17 @@ void Store::close() {
     // owner commits first when it stops cleanly.
     ops_.clear();
     lazy_deletes_.clear();
+    pending_adds_.clear();
+    pending_batches_.clear();
+    open_batches_.clear();
+    batches_.clear();
     // Statements before the connection (sqlite3_close_v2 would wait for them anyway).
     for (Statement *st :
          {&begin_, &commit_, &rollback_, &retained_set_, &retained_clear_, &session_save_,
           &session_delete_[0], &session_delete_[1], &session_delete_[2], &session_delete_[3],
-          &subscription_save_, &subscription_delete_, &message_add_, &message_sent_,
-          &message_delete_, &qos2_add_, &qos2_delete_}) {
+          &session_delete_[4], &session_delete_[5], &subscription_save_, &subscription_delete_,
+          &batch_write_, &batch_delete_[0], &batch_delete_[1], &batch_delete_[2], &gone_add_,
+          &sent_set_, &sent_clear_, &qos2_add_, &qos2_delete_}) {
         *st = Statement();
     }
     db_.close();

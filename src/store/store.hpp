@@ -5,6 +5,14 @@
 // interval) in memory and writes them in one transaction from commit(), so a busy broker
 // pays one commit per batch, never one per message.
 //
+// Queued messages are written the same way they arrive, a batch at a time: the messages
+// one commit adds to one session's queue (a bridge's queue is a session's) share one row
+// of `batches`, packed (topics and publishers written once per batch, no per-message SQL
+// row), so a queued message costs little more than its payload on disk. A message's id
+// is its batch's id << 16 | its index in the batch. A message delivered out of a batch
+// that still holds others is recorded in `batch_gone`; the row goes when its last message
+// does. See store.cpp for the record format.
+//
 // Owned by app::Server; opened before the Broker is restored and closed after the loop
 // ended. Everything runs on the loop thread.
 #pragma once
@@ -16,6 +24,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -115,6 +124,9 @@ class Store final : public broker::Persistence {
         qos2_add,
         qos2_delete,
         clear_all,
+        batch_write,  // a: index in pending_batches_
+        batch_delete, // id: the batch
+        legacy_clear, // the version 2 messages table, once its rows were read as batches
     };
     // One change waiting for commit(). Fields are used by type; messages are shared, not
     // copied, until they are encoded inside the transaction.
@@ -134,6 +146,22 @@ class Store final : public broker::Persistence {
         bool online = false;
     };
 
+    // Queued messages of one session added by one commit (see the top of this file).
+    static constexpr unsigned kBatchShift = 16;
+    static constexpr uint32_t kBatchMaxMessages = 4096;
+    static constexpr size_t kBatchMaxBytes = size_t{1} << 20;
+    struct PendingBatch {
+        uint64_t id = 0;
+        std::string client_id;
+        std::vector<size_t> ops; // its message_add ops, in index order
+        size_t bytes = 0;        // about what it will take
+    };
+    // A batch written (or being written): how many of its messages are still queued.
+    struct BatchState {
+        uint32_t live = 0;
+        std::string client_id;
+    };
+
     bool open_file(bool *corrupt);
     bool migrate();
     bool prepare_statements();
@@ -143,6 +171,12 @@ class Store final : public broker::Persistence {
     int64_t to_wall(uint64_t loop_ms) const;
     uint64_t to_loop(int64_t wall_ms) const;
     Op &push(OpType type);
+    uint64_t add_message(const std::string &client_id, const broker::MessagePtr &message,
+                         uint8_t qos, bool retain, std::span<const uint32_t> subscription_ids);
+    // SQLITE_DONE once written, SQLITE_OK when none of its messages is left to write.
+    int write_batch(const PendingBatch &batch);
+    // Turns the lazy deletes into gone records and deletes of emptied batches.
+    void settle_deletes();
     void fail(const char *what, int rc);
 
     util::Log &log_;
@@ -152,15 +186,19 @@ class Store final : public broker::Persistence {
     std::vector<uint64_t> lazy_deletes_;                       // message ids, see lazy_deletes()
     std::unordered_map<uint64_t, size_t> pending_adds_;        // message id -> op index
     std::unordered_map<std::string, size_t> pending_retained_; // topic -> op index
-    uint64_t next_id_ = 1;
+    std::vector<PendingBatch> pending_batches_;                // batches this commit writes
+    std::unordered_map<std::string, size_t> open_batches_;     // client id -> pending batch
+    std::unordered_map<uint64_t, BatchState> batches_;         // batch id -> state
+    uint64_t next_batch_ = 1;
     bool full_ = false;
     StoreStats stats_;
     std::vector<uint8_t> scratch_; // encoding buffer reused by every commit
+    std::vector<uint8_t> records_; // a batch's records, reused by every commit
 
     Statement begin_, commit_, rollback_;
-    Statement retained_set_, retained_clear_, session_save_, session_delete_[4];
+    Statement retained_set_, retained_clear_, session_save_, session_delete_[6];
     Statement subscription_save_, subscription_delete_;
-    Statement message_add_, message_sent_, message_delete_;
+    Statement batch_write_, batch_delete_[3], gone_add_, sent_set_, sent_clear_;
     Statement qos2_add_, qos2_delete_;
 };
 

@@ -491,40 +491,166 @@ TEST_CASE("store: a schema newer than this build is refused, not overwritten") {
     CHECK_FALSE(s.open(options));
 }
 
+namespace {
+
+int64_t query_int(sqlite3 *db, const char *sql) {
+    sqlite3_stmt *st = nullptr;
+    REQUIRE(sqlite3_prepare_v2(db, sql, -1, &st, nullptr) == SQLITE_OK);
+    REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+    const int64_t v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+} // namespace
+
 TEST_CASE("store: a version 1 database is migrated, and its queued messages kept") {
     Fixture f;
-    MemoryLink &sub = f.connect("sub", Version::v5, false, 3600);
-    f.subscribe(sub, "q", 1);
-    f.close(sub);
-    MemoryLink &pub = f.connect("pub");
-    f.publish(pub, "q", "from v1", 1);
-    f.commit();
     f.links.clear();
     f.broker.reset();
     f.store.reset();
+    std::filesystem::remove(f.dir.path + "/ferrymq.db");
+    std::filesystem::remove(f.dir.path + "/ferrymq.db-wal");
     {
-        // Turn the file back into what version 1 wrote.
+        // What version 1 wrote: a persistent session "sub" subscribed to q, with two
+        // messages queued (one row each), the second already sent as QoS 2 packet id 7.
         sqlite3 *db = nullptr;
         REQUIRE(sqlite3_open((f.dir.path + "/ferrymq.db").c_str(), &db) == SQLITE_OK);
-        REQUIRE(sqlite3_exec(db,
-                             "ALTER TABLE messages DROP COLUMN created_at; PRAGMA user_version=1",
-                             nullptr, nullptr, nullptr) == SQLITE_OK);
+        REQUIRE(sqlite3_exec(
+                    db,
+                    "CREATE TABLE retained (topic TEXT PRIMARY KEY, frame BLOB NOT NULL,"
+                    "  expires_at INTEGER NOT NULL, origin TEXT NOT NULL);"
+                    "CREATE TABLE sessions (client_id TEXT PRIMARY KEY, version INTEGER NOT NULL,"
+                    "  expiry_interval INTEGER NOT NULL, expires_at INTEGER NOT NULL,"
+                    "  online INTEGER NOT NULL, will BLOB, will_delay INTEGER NOT NULL,"
+                    "  will_at INTEGER NOT NULL);"
+                    "CREATE TABLE subscriptions (client_id TEXT NOT NULL, filter TEXT NOT NULL,"
+                    "  qos INTEGER NOT NULL, no_local INTEGER NOT NULL,"
+                    "  retain_as_published INTEGER NOT NULL, retain_handling INTEGER NOT NULL,"
+                    "  identifier INTEGER NOT NULL, PRIMARY KEY (client_id, filter)) WITHOUT ROWID;"
+                    "CREATE TABLE messages (id INTEGER PRIMARY KEY, client_id TEXT NOT NULL,"
+                    "  frame BLOB NOT NULL, expires_at INTEGER NOT NULL, origin TEXT NOT NULL,"
+                    "  qos INTEGER NOT NULL, retain INTEGER NOT NULL, packet_id INTEGER NOT NULL,"
+                    "  released INTEGER NOT NULL);"
+                    "CREATE TABLE inbound_qos2 (client_id TEXT NOT NULL, packet_id INTEGER NOT "
+                    "  NULL, PRIMARY KEY (client_id, packet_id)) WITHOUT ROWID;"
+                    "INSERT INTO sessions VALUES ('sub', 5, 3600, 0, 0, NULL, 0, 0);"
+                    "INSERT INTO subscriptions VALUES ('sub', 'q', 2, 0, 0, 0, 0);"
+                    "PRAGMA user_version=1;",
+                    nullptr, nullptr, nullptr) == SQLITE_OK);
+        sqlite3_stmt *st = nullptr;
+        REQUIRE(sqlite3_prepare_v2(db,
+                                   "INSERT INTO messages VALUES (?, 'sub', ?, 0, 'pub', ?, 0, ?, 0)",
+                                   -1, &st, nullptr) == SQLITE_OK);
+        for (int i = 1; i <= 2; ++i) {
+            Publish p;
+            p.topic = "q";
+            p.payload = "from v1 #" + std::to_string(i);
+            p.qos = static_cast<uint8_t>(i);
+            p.packet_id = 1;
+            const std::vector<uint8_t> frame = encode(Packet(p), Version::v5);
+            sqlite3_bind_int(st, 1, i);
+            sqlite3_bind_blob(st, 2, frame.data(), static_cast<int>(frame.size()), SQLITE_STATIC);
+            sqlite3_bind_int(st, 3, i);
+            sqlite3_bind_int(st, 4, i == 2 ? 7 : 0);
+            REQUIRE(sqlite3_step(st) == SQLITE_DONE);
+            sqlite3_reset(st);
+        }
+        sqlite3_finalize(st);
         sqlite3_close(db);
     }
     f.start();
+    // Restarted again, so what is read back is what the migration wrote as batches.
+    f.restart();
     MemoryLink &back = f.connect("sub", Version::v5, false, 3600);
-    CHECK(back.payloads() == std::vector<std::string>{"from v1"});
-    // The store holds the exclusive lock: read the version once it is closed.
+    auto got = back.take_publishes();
+    REQUIRE(got.size() == 2);
+    // [MQTT-4.4.0-1] the one in flight is resent first, with its packet id and DUP.
+    CHECK(got[0].payload == "from v1 #2");
+    CHECK(got[0].qos == 2);
+    CHECK(got[0].dup);
+    CHECK(got[0].packet_id == 7);
+    CHECK(got[1].payload == "from v1 #1");
+    CHECK(got[1].qos == 1);
+    CHECK_FALSE(got[1].dup);
+    // The store holds the exclusive lock: read the file once it is closed.
     f.links.clear();
     f.broker.reset();
     f.store.reset();
     sqlite3 *db = nullptr;
-    sqlite3_stmt *st = nullptr;
     REQUIRE(sqlite3_open((f.dir.path + "/ferrymq.db").c_str(), &db) == SQLITE_OK);
-    REQUIRE(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, nullptr) == SQLITE_OK);
-    REQUIRE(sqlite3_step(st) == SQLITE_ROW);
-    CHECK(sqlite3_column_int(st, 0) == 2);
-    sqlite3_finalize(st);
+    CHECK(query_int(db, "PRAGMA user_version") == 3);
+    CHECK(query_int(db, "SELECT count(*) FROM messages") == 0);
+    CHECK(query_int(db, "SELECT count(*) FROM batches") == 1);
     sqlite3_close(db);
     f.start(); // the fixture's destructor expects a running store
+}
+
+TEST_CASE("store: queued messages share a batch row; delivered ones stay gone across restarts, "
+          "the row goes with the last of them") {
+    Fixture f;
+    MemoryLink &sub = f.connect("sub", Version::v5, false, 3600);
+    f.subscribe(sub, "b/#", 1);
+    f.close(sub);
+    MemoryLink &other = f.connect("other", Version::v5, false, 3600);
+    f.subscribe(other, "b/#", 1);
+    f.close(other);
+    MemoryLink &pub = f.connect("pub");
+    for (int i = 0; i < 10; ++i) {
+        // Two topics, the second with an expiry: both record forms in one batch.
+        Properties props;
+        if (i % 2 == 1) {
+            props.message_expiry_interval = 3600;
+        }
+        f.publish(pub, i % 2 == 0 ? "b/even" : "b/odd", std::to_string(i), 1, false, props);
+    }
+    f.restart();
+    {
+        MemoryLink &back = f.connect("sub", Version::v5, false, 3600);
+        auto got = back.take_publishes();
+        REQUIRE(got.size() == 10);
+        for (int i = 0; i < 10; ++i) {
+            CHECK(got[i].payload == std::to_string(i));
+            CHECK(got[i].topic == (i % 2 == 0 ? "b/even" : "b/odd"));
+        }
+        // Acknowledge 0-3 and 6: the batch still holds 4, 5, 7, 8, 9.
+        for (int i : {0, 1, 2, 3, 6}) {
+            f.broker->on_packet(back, Puback{{got[i].packet_id, Reason::success, {}}}, f.now);
+        }
+    }
+    f.restart();
+    {
+        MemoryLink &back = f.connect("sub", Version::v5, false, 3600);
+        auto got = back.take_publishes();
+        std::vector<std::string> payloads;
+        for (const Publish &p : got) {
+            payloads.push_back(p.payload);
+            f.broker->on_packet(back, Puback{{p.packet_id, Reason::success, {}}}, f.now);
+        }
+        CHECK(payloads == std::vector<std::string>{"4", "5", "7", "8", "9"});
+        REQUIRE(got.size() == 5);
+        REQUIRE(got[1].properties.message_expiry_interval);
+        CHECK(*got[1].properties.message_expiry_interval <= 3600);
+    }
+    // "other" still holds all ten: its own batch row.
+    f.restart();
+    {
+        MemoryLink &back = f.connect("other", Version::v5, false, 3600);
+        CHECK(back.take_publishes().size() == 10);
+        f.close(back);
+        // A clean start ends the session: its rows go.
+        f.connect("other", Version::v5, true, 0);
+    }
+    f.commit();
+    f.links.clear();
+    f.broker.reset();
+    f.store.reset();
+    sqlite3 *db = nullptr;
+    REQUIRE(sqlite3_open((f.dir.path + "/ferrymq.db").c_str(), &db) == SQLITE_OK);
+    CHECK(query_int(db, "SELECT count(*) FROM batches") == 0);
+    CHECK(query_int(db, "SELECT count(*) FROM batch_gone") == 0);
+    CHECK(query_int(db, "SELECT count(*) FROM batch_sent") == 0);
+    CHECK(query_int(db, "PRAGMA page_size") == 1024);
+    sqlite3_close(db);
+    f.start();
 }
