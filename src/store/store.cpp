@@ -90,7 +90,7 @@ constexpr int kCheckpointPages = 4096;
 constexpr uint64_t kBatchFormat = 1;
 constexpr uint8_t kNoMessage = 0xFF;
 constexpr uint8_t kMoreFlags = 0x80;
-constexpr uint8_t kWholeFrame = 0x01;   // in the second flags byte
+constexpr uint8_t kWholeFrame = 0x01;    // in the second flags byte
 constexpr uint8_t kSubscriptions = 0x02; // in the second flags byte
 
 void put_varint(std::vector<uint8_t> &out, uint64_t v) {
@@ -561,8 +561,8 @@ bool Store::load(std::vector<broker::MessagePtr> &retained,
     st = db_.prepare("SELECT batch, idx, packet_id, released FROM batch_sent", &rc);
     while (st && (rc = st.step()) == SQLITE_ROW) {
         sent[static_cast<uint64_t>(st.column_int(0)) << kBatchShift |
-             static_cast<uint64_t>(st.column_int(1))] = {
-            static_cast<uint16_t>(st.column_int(2)), st.column_int(3) != 0};
+             static_cast<uint64_t>(st.column_int(1))] = {static_cast<uint16_t>(st.column_int(2)),
+                                                         st.column_int(3) != 0};
     }
     if (rc != SQLITE_DONE) {
         fail("cannot read sent messages", rc);
@@ -610,7 +610,8 @@ bool Store::load(std::vector<broker::MessagePtr> &retained,
             const std::string *origin = string_at(in.varint());
             if ((more & kSubscriptions) != 0) {
                 if (const std::string *list = string_at(in.varint())) {
-                    BatchReader ids{{reinterpret_cast<const uint8_t *>(list->data()), list->size()}};
+                    BatchReader ids{
+                        {reinterpret_cast<const uint8_t *>(list->data()), list->size()}};
                     while (ids.more()) {
                         r.subscription_ids.push_back(static_cast<uint32_t>(ids.varint()));
                     }
@@ -1008,10 +1009,9 @@ int Store::write_batch(const PendingBatch &batch) {
         const bool whole = !m.properties.empty();
         const bool ids = !whole && !op.subscription_ids.empty();
         const uint8_t more = (whole ? kWholeFrame : 0) | (ids ? kSubscriptions : 0);
-        records.push_back(static_cast<uint8_t>((op.qos & 3) | (op.retain ? 0x04 : 0) |
-                                               ((m.qos & 3) << 3) | (m.retain ? 0x20 : 0) |
-                                               (expires != 0 ? 0x40 : 0) |
-                                               (more != 0 ? kMoreFlags : 0)));
+        records.push_back(static_cast<uint8_t>(
+            (op.qos & 3) | (op.retain ? 0x04 : 0) | ((m.qos & 3) << 3) | (m.retain ? 0x20 : 0) |
+            (expires != 0 ? 0x40 : 0) | (more != 0 ? kMoreFlags : 0)));
         if (more != 0) {
             records.push_back(more);
         }
@@ -1022,7 +1022,7 @@ int Store::write_batch(const PendingBatch &batch) {
         if (ids) {
             std::string &list = id_lists.emplace_back();
             for (uint32_t id : op.subscription_ids) {
-                for (uint32_t v = id; ; v >>= 7) {
+                for (uint32_t v = id;; v >>= 7) {
                     list.push_back(static_cast<char>(v >= 0x80 ? (v & 0x7F) | 0x80 : v));
                     if (v < 0x80) {
                         break;
@@ -1202,12 +1202,29 @@ void Store::close() {
     open_batches_.clear();
     batches_.clear();
     // Statements before the connection (sqlite3_close_v2 would wait for them anyway).
-    for (Statement *st :
-         {&begin_, &commit_, &rollback_, &retained_set_, &retained_clear_, &session_save_,
-          &session_delete_[0], &session_delete_[1], &session_delete_[2], &session_delete_[3],
-          &session_delete_[4], &session_delete_[5], &subscription_save_, &subscription_delete_,
-          &batch_write_, &batch_delete_[0], &batch_delete_[1], &batch_delete_[2], &gone_add_,
-          &sent_set_, &sent_clear_, &qos2_add_, &qos2_delete_}) {
+    for (Statement *st : {&begin_,
+                          &commit_,
+                          &rollback_,
+                          &retained_set_,
+                          &retained_clear_,
+                          &session_save_,
+                          &session_delete_[0],
+                          &session_delete_[1],
+                          &session_delete_[2],
+                          &session_delete_[3],
+                          &session_delete_[4],
+                          &session_delete_[5],
+                          &subscription_save_,
+                          &subscription_delete_,
+                          &batch_write_,
+                          &batch_delete_[0],
+                          &batch_delete_[1],
+                          &batch_delete_[2],
+                          &gone_add_,
+                          &sent_set_,
+                          &sent_clear_,
+                          &qos2_add_,
+                          &qos2_delete_}) {
         *st = Statement();
     }
     db_.close();
