@@ -65,9 +65,10 @@ const char *const kMigrations[kSchemaVersion] = {
 // commit: with 1 KiB pages a queued message costs about half the bytes it costs with
 // SQLite's default 4 KiB. A database keeps the page size it was created with.
 constexpr int kPageSize = 1024;
-// Pages in the WAL before a checkpoint copies them back: 4 MiB, as with SQLite's default
-// of 1,000 pages of 4 KiB.
-constexpr int kCheckpointPages = 4096;
+// Pages in the WAL before a checkpoint copies them back: 1 MiB. A checkpoint runs inside
+// a commit on the loop thread; at 1 MiB the longest commit of a flat-out ingest is about
+// 13 ms (25-42 ms at SQLite's default, about 4 MiB), for about 2 % more bytes written.
+constexpr int kCheckpointPages = 1024;
 
 // A batch's `records` blob:
 //   varint  format, 1
