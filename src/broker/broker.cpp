@@ -798,12 +798,13 @@ void Broker::sync_persisted(Session &s) {
         }
         for (uint16_t id : s.inflight.ids_in_order()) {
             Inflight *m = s.inflight.find(id);
-            m->delivery.store_id = store_->message_add(s.client_id(), m->delivery);
+            m->delivery.store_id = store_->message_add(s.client_id(), m->delivery,
+                                                       shared_.key_of(m->delivery.shared_group));
             store_->message_sent(m->delivery.store_id, id, m->released);
         }
         for (Delivery &d : s.queue) {
             if (d.qos > 0) {
-                d.store_id = store_->message_add(s.client_id(), d);
+                d.store_id = store_->message_add(s.client_id(), d, shared_.key_of(d.shared_group));
             }
         }
         for (uint16_t id : s.inbound_qos2.ids()) {
@@ -1056,7 +1057,7 @@ void Broker::deliver(Session &s, Delivery &&d, uint64_t now_ms) {
                 ++stats_.dropped_store_full;
             }
         }
-        d.store_id = store_->message_add(s.client_id(), d);
+        d.store_id = store_->message_add(s.client_id(), d, shared_.key_of(d.shared_group));
     }
     Client *c = client_of(s);
     if (c == nullptr) {
@@ -1662,11 +1663,16 @@ void Broker::restore(std::vector<MessagePtr> &&retained, std::vector<RestoredSes
             }
             s.subscriptions[filter] = options;
         }
+    }
+    // Messages once every session's shared subscriptions are back, so a message chosen by a
+    // group finds the group again, whichever member it was queued for.
+    for (RestoredSession &r : sessions) {
+        Session &s = *sessions_.find(r.client_id)->second;
         for (RestoredMessage &m : r.messages) {
             Delivery d{.message = std::move(m.message),
                        .qos = m.qos,
                        .retain = m.retain,
-                       .shared_group = 0,
+                       .shared_group = m.shared_group.empty() ? 0 : shared_.id_of(m.shared_group),
                        .subscription_ids = std::move(m.subscription_ids),
                        .store_id = m.id};
             if (m.packet_id != 0 && !s.inflight.contains(m.packet_id)) {

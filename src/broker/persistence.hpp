@@ -48,7 +48,11 @@ class Persistence {
     virtual void subscription_delete(const std::string &client_id, const std::string &filter) = 0;
 
     // A QoS 1/2 delivery for a persistent session; returns the id that names it from now on.
-    virtual uint64_t message_add(const std::string &client_id, const Delivery &delivery) = 0;
+    // `shared_group`: the "group/filter" key of the shared subscription group that chose the
+    // session, empty when none, so the message can still go to another member after a
+    // restart (spec 4.8.2).
+    virtual uint64_t message_add(const std::string &client_id, const Delivery &delivery,
+                                 std::string_view shared_group) = 0;
     // The delivery was sent with `packet_id` (0: back to unsent); `released`: PUBREL sent.
     virtual void message_sent(uint64_t id, uint16_t packet_id, bool released) = 0;
     // The delivery was acknowledged, dropped or handed to another session.
@@ -74,8 +78,9 @@ struct RestoredMessage {
     uint8_t qos = 1;
     bool retain = false;
     std::vector<uint32_t> subscription_ids;
-    uint16_t packet_id = 0; // 0: not sent yet
-    bool released = false;  // QoS 2: PUBREL sent
+    std::string shared_group; // "group/filter" of the shared subscription group, or empty
+    uint16_t packet_id = 0;   // 0: not sent yet
+    bool released = false;    // QoS 2: PUBREL sent
 };
 
 // A persistent session as read back at start-up.

@@ -43,11 +43,23 @@ std::string SharedSubscriptions::key(std::string_view group, std::string_view fi
     return k;
 }
 
+std::string_view SharedSubscriptions::key_of(uint32_t group_id) const {
+    auto it = by_id_.find(group_id);
+    return it == by_id_.end() ? std::string_view() : std::string_view(it->second->key);
+}
+
+uint32_t SharedSubscriptions::id_of(const std::string &key) const {
+    auto it = by_key_.find(key);
+    return it == by_key_.end() ? 0 : it->second->id;
+}
+
 bool SharedSubscriptions::add(std::string_view group, std::string_view filter, Session *session,
                               const SubscriptionOptions &options) {
-    auto &slot = by_key_[key(group, filter)];
+    std::string k = key(group, filter);
+    auto &slot = by_key_[k];
     if (!slot) {
         slot = std::make_unique<Group>();
+        slot->key = std::move(k);
         // Ids are never 0 (Delivery's "not shared") and not reused while a group lives.
         do {
             ++last_id_;

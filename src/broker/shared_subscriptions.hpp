@@ -87,6 +87,12 @@ class SharedSubscriptions {
     // that gets QoS 1/2: such a message would be stored.
     bool any_persistent_match(std::string_view topic) const;
 
+    // The group's "group/filter" key, what the store keeps with a message the group chose;
+    // empty when the group is gone.
+    std::string_view key_of(uint32_t group_id) const;
+    // The id of the group with that key, 0 when there is none.
+    uint32_t id_of(const std::string &key) const;
+
     bool empty() const { return by_key_.empty(); }
     size_t group_count() const { return by_key_.size(); }
     // Members of the group (group, filter); 0 when there is no such group.
@@ -100,6 +106,7 @@ class SharedSubscriptions {
     };
     struct Group {
         uint32_t id;
+        std::string key; // "group/filter"
         std::string filter;
         std::vector<Member> members; // in the order they joined
         size_t next = 0;             // round_robin: where the next search starts

@@ -81,10 +81,12 @@ constexpr int kCheckpointPages = 1024;
 //             0xFF: no message at this index (acknowledged before its commit)
 //     byte    (with bit 7) bit 0: the record holds the whole PUBLISH frame (a message with
 //             properties; its subscription identifiers are in the frame), bit 1: a list of
-//             subscription identifiers follows
+//             subscription identifiers follows, bit 2: a shared subscription group follows
 //     varint  the topic's string (not with a whole frame)
 //     varint  the publisher's string
 //     varint  the subscription identifiers' string (with bit 1 of the second byte)
+//     varint  the "group/filter" string of the shared subscription group that chose the
+//             session (with bit 2 of the second byte)
 //     zigzag  created_at - the batch's created_at, wall-clock ms
 //     zigzag  expires_at - created_at, ms (only with bit 6)
 //     varint  length, then the payload (or the PUBLISH frame encode_message makes)
@@ -93,6 +95,7 @@ constexpr uint8_t kNoMessage = 0xFF;
 constexpr uint8_t kMoreFlags = 0x80;
 constexpr uint8_t kWholeFrame = 0x01;    // in the second flags byte
 constexpr uint8_t kSubscriptions = 0x02; // in the second flags byte
+constexpr uint8_t kSharedGroup = 0x04;   // in the second flags byte
 
 void put_varint(std::vector<uint8_t> &out, uint64_t v) {
     while (v >= 0x80) {
@@ -619,6 +622,11 @@ bool Store::load(std::vector<broker::MessagePtr> &retained,
                     in.ok = in.ok && ids.ok;
                 }
             }
+            if ((more & kSharedGroup) != 0) {
+                if (const std::string *group = string_at(in.varint())) {
+                    r.shared_group = *group;
+                }
+            }
             const int64_t created = base + unzigzag(in.varint());
             const int64_t expires = (flags & 0x40) != 0 ? created + unzigzag(in.varint()) : 0;
             std::span<const uint8_t> body = in.bytes();
@@ -684,7 +692,7 @@ bool Store::load(std::vector<broker::MessagePtr> &retained,
         for (auto [session, position] : legacy) {
             broker::RestoredMessage &r = sessions[session].messages[position];
             r.id = add_message(sessions[session].client_id, r.message, r.qos, r.retain,
-                               r.subscription_ids);
+                               r.subscription_ids, {});
             if (r.packet_id != 0) {
                 message_sent(r.id, r.packet_id, r.released);
             }
@@ -779,12 +787,14 @@ void Store::subscription_delete(const std::string &client_id, const std::string 
     op.key2 = filter;
 }
 
-uint64_t Store::message_add(const std::string &client_id, const broker::Delivery &d) {
-    return add_message(client_id, d.message, d.qos, d.retain, d.subscription_ids);
+uint64_t Store::message_add(const std::string &client_id, const broker::Delivery &d,
+                            std::string_view shared_group) {
+    return add_message(client_id, d.message, d.qos, d.retain, d.subscription_ids, shared_group);
 }
 
 uint64_t Store::add_message(const std::string &client_id, const broker::MessagePtr &message,
-                            uint8_t qos, bool retain, std::span<const uint32_t> subscription_ids) {
+                            uint8_t qos, bool retain, std::span<const uint32_t> subscription_ids,
+                            std::string_view shared_group) {
     auto [open, fresh] = open_batches_.try_emplace(client_id, pending_batches_.size());
     if (!fresh) {
         const PendingBatch &b = pending_batches_[open->second];
@@ -816,6 +826,7 @@ uint64_t Store::add_message(const std::string &client_id, const broker::MessageP
     op.qos = qos;
     op.retain = retain;
     op.subscription_ids.assign(subscription_ids.begin(), subscription_ids.end());
+    op.key2 = shared_group;
     return id;
 }
 
@@ -1009,7 +1020,8 @@ int Store::write_batch(const PendingBatch &batch) {
         const int64_t expires = to_wall(m.expiry_ms);
         const bool whole = !m.properties.empty();
         const bool ids = !whole && !op.subscription_ids.empty();
-        const uint8_t more = (whole ? kWholeFrame : 0) | (ids ? kSubscriptions : 0);
+        const uint8_t more = (whole ? kWholeFrame : 0) | (ids ? kSubscriptions : 0) |
+                             (op.key2.empty() ? 0 : kSharedGroup);
         records.push_back(static_cast<uint8_t>(
             (op.qos & 3) | (op.retain ? 0x04 : 0) | ((m.qos & 3) << 3) | (m.retain ? 0x20 : 0) |
             (expires != 0 ? 0x40 : 0) | (more != 0 ? kMoreFlags : 0)));
@@ -1031,6 +1043,9 @@ int Store::write_batch(const PendingBatch &batch) {
                 }
             }
             put_varint(records, intern(list));
+        }
+        if (!op.key2.empty()) {
+            put_varint(records, intern(op.key2));
         }
         put_varint(records, zigzag(created - base));
         if (expires != 0) {

@@ -98,7 +98,8 @@ class Store final : public broker::Persistence {
     void subscription_save(const std::string &client_id, const std::string &filter,
                            const broker::SubscriptionOptions &options) override;
     void subscription_delete(const std::string &client_id, const std::string &filter) override;
-    uint64_t message_add(const std::string &client_id, const broker::Delivery &delivery) override;
+    uint64_t message_add(const std::string &client_id, const broker::Delivery &delivery,
+                         std::string_view shared_group) override;
     void message_sent(uint64_t id, uint16_t packet_id, bool released) override;
     void message_delete(uint64_t id) override;
     void qos2_add(const std::string &client_id, uint16_t packet_id) override;
@@ -134,7 +135,7 @@ class Store final : public broker::Persistence {
         OpType type;
         bool cancelled = false; // superseded by a later change in the same batch
         std::string key;        // client id or topic
-        std::string key2;       // filter
+        std::string key2;       // filter; a queued message's shared subscription group
         uint64_t id = 0;        // message id
         int64_t a = 0, b = 0;   // packet id / released; session version / expiry; options
         broker::MessagePtr message;
@@ -172,7 +173,8 @@ class Store final : public broker::Persistence {
     uint64_t to_loop(int64_t wall_ms) const;
     Op &push(OpType type);
     uint64_t add_message(const std::string &client_id, const broker::MessagePtr &message,
-                         uint8_t qos, bool retain, std::span<const uint32_t> subscription_ids);
+                         uint8_t qos, bool retain, std::span<const uint32_t> subscription_ids,
+                         std::string_view shared_group);
     // SQLITE_DONE once written, SQLITE_OK when none of its messages is left to write.
     int write_batch(const PendingBatch &batch);
     // Turns the lazy deletes into gone records and deletes of emptied batches.

@@ -135,6 +135,33 @@ def test_kill_9_during_a_stream_loses_no_acknowledged_message(start_broker, clie
     assert not missing, f"{len(missing)} acknowledged messages lost, e.g. {sorted(missing)[:5]}"
 
 
+def test_shared_group_messages_reach_another_member_after_kill_9(start_broker, clients):
+    """Messages a shared subscription group queued for an offline member keep their group
+    across kill -9: when that member's session ends, they go to another member of the group
+    instead of ending with the session (spec 4.8.2)."""
+    b = start_broker()
+    for client_id in ("g30-a", "g30-b"):
+        member = clients.raw(b, V5)
+        member.connect(client_id, **persistent(V5))
+        member.subscribe("$share/g30/t30s", qos=1)
+        member.close()
+    pub = clients.raw(b, V5)
+    pub.connect("g30-pub")
+    for i in range(6):
+        pub.publish("t30s", str(i).encode(), qos=1)  # PUBACK: committed
+    pub.close()
+
+    b2 = start_broker.restart(b, sig=signal.SIGKILL)
+    assert b2.wait_for_log(r"restored 0 retained messages, 2 sessions, 6 queued")
+    a = clients.raw(b2, V5)
+    assert not a.connect("g30-a", clean=True).session_present  # its old session ends
+    assert a.barrier() == []
+    b_back = clients.raw(b2, V5)
+    assert b_back.connect("g30-b", **persistent(V5)).session_present
+    got = received_payloads(b_back, 6)
+    assert sorted(got) == [str(i).encode() for i in range(6)]
+
+
 def test_qos2_flow_resumes_exactly_once_after_kill_9(start_broker, clients):
     """Inbound: the packet id awaiting PUBREL survives, so a resent PUBLISH is not routed
     again [MQTT-4.3.3-10]. Outbound: a message whose PUBREC arrived continues with PUBREL,

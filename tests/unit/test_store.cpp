@@ -11,6 +11,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -745,4 +746,29 @@ TEST_CASE("store: a damaged batch row restores what can be read, never more, and
     }
     CHECK(prefixes > 0); // some cuts fall after whole records
     f.start();
+}
+
+TEST_CASE("store: a queued message keeps its shared subscription group across a restart: when "
+          "its session ends, another member gets it (spec 4.8.2)") {
+    Fixture f;
+    for (const char *id : {"a", "b"}) {
+        MemoryLink &m = f.connect(id, Version::v5, false, 3600);
+        f.subscribe(m, "$share/g/t", 1);
+        f.close(m);
+    }
+    MemoryLink &pub = f.connect("pub");
+    for (int i = 0; i < 4; ++i) {
+        f.publish(pub, "t", std::to_string(i), 1);
+    }
+    f.restart();
+    // "a" comes back with a clean start: its old session ends, and what the group had
+    // queued for it goes to "b" instead of ending with it.
+    f.connect("a", Version::v5, true, 0);
+    MemoryLink &b = f.connect("b", Version::v5, false, 3600);
+    std::vector<std::string> got;
+    for (const Publish &p : b.take_publishes()) {
+        got.push_back(p.payload);
+    }
+    std::sort(got.begin(), got.end());
+    CHECK(got == std::vector<std::string>{"0", "1", "2", "3"});
 }
