@@ -222,6 +222,92 @@ std::unique_ptr<mqtt::Will> decode_will(std::span<const uint8_t> frame, int64_t 
     return will;
 }
 
+// One message of a batch row as read back. Times are wall-clock ms; the message's own
+// created_ms and expiry_ms are the caller's to set.
+struct BatchRecord {
+    uint64_t index = 0;
+    std::shared_ptr<broker::Message> message;
+    broker::RestoredMessage restored; // QoS, retain, subscription ids, shared group
+    int64_t created = 0;
+    int64_t expires = 0; // 0: none
+};
+
+// Reads a batch's records blob (the format above) into `out`, in index order, skipping
+// indexes without a message; `base` is the row's created_at, `max_records` how many
+// indexes a batch can have. False when the blob stops making sense: `out` then holds the
+// records before that point. Whole frames the codec refuses are skipped and counted in
+// `undecodable`.
+bool read_batch(std::span<const uint8_t> blob, int64_t base, uint64_t max_records,
+                std::vector<BatchRecord> &out, size_t &undecodable) {
+    BatchReader in{blob};
+    std::vector<std::string> strings;
+    if (in.varint() != kBatchFormat) {
+        return false;
+    }
+    for (uint64_t n = in.varint(); in.ok && n > 0; --n) {
+        std::span<const uint8_t> text = in.bytes();
+        strings.emplace_back(reinterpret_cast<const char *>(text.data()), text.size());
+    }
+    auto string_at = [&](uint64_t i) -> const std::string * {
+        if (i >= strings.size()) {
+            in.ok = false;
+            return nullptr;
+        }
+        return &strings[i];
+    };
+    for (uint64_t idx = 0; in.more(); ++idx) {
+        const uint8_t flags = in.byte();
+        if (flags == kNoMessage) {
+            continue;
+        }
+        BatchRecord record;
+        record.index = idx;
+        record.message = std::make_shared<broker::Message>();
+        broker::Message &m = *record.message;
+        broker::RestoredMessage &r = record.restored;
+        const uint8_t more = (flags & kMoreFlags) != 0 ? in.byte() : 0;
+        const bool whole = (more & kWholeFrame) != 0;
+        const std::string *topic = whole ? nullptr : string_at(in.varint());
+        const std::string *origin = string_at(in.varint());
+        if ((more & kSubscriptions) != 0) {
+            if (const std::string *list = string_at(in.varint())) {
+                BatchReader ids{{reinterpret_cast<const uint8_t *>(list->data()), list->size()}};
+                while (ids.more()) {
+                    r.subscription_ids.push_back(static_cast<uint32_t>(ids.varint()));
+                }
+                in.ok = in.ok && ids.ok;
+            }
+        }
+        if ((more & kSharedGroup) != 0) {
+            if (const std::string *group = string_at(in.varint())) {
+                r.shared_group = *group;
+            }
+        }
+        record.created = base + unzigzag(in.varint());
+        record.expires = (flags & 0x40) != 0 ? record.created + unzigzag(in.varint()) : 0;
+        std::span<const uint8_t> body = in.bytes();
+        if (!in.ok || idx >= max_records) {
+            return false;
+        }
+        if (whole) {
+            if (!decode_message(body, m, &r.subscription_ids)) {
+                ++undecodable;
+                continue;
+            }
+        } else {
+            m.topic = *topic;
+            m.payload.assign(reinterpret_cast<const char *>(body.data()), body.size());
+            m.qos = static_cast<uint8_t>((flags >> 3) & 3);
+            m.retain = (flags & 0x20) != 0;
+        }
+        m.origin_client_id = *origin;
+        r.qos = static_cast<uint8_t>(flags & 3);
+        r.retain = (flags & 0x04) != 0;
+        out.push_back(std::move(record));
+    }
+    return in.ok;
+}
+
 } // namespace
 
 Store::~Store() {
@@ -584,93 +670,33 @@ bool Store::load(std::vector<broker::MessagePtr> &retained,
         }
         BatchState &state = batches_[batch];
         state.client_id = st.column_text(1);
-        const int64_t base = st.column_int(2);
-        BatchReader in{st.column_blob(3)};
-        std::vector<std::string> strings;
-        if (in.varint() != kBatchFormat) {
-            in.ok = false;
+        std::vector<BatchRecord> records;
+        if (!read_batch(st.column_blob(3), st.column_int(2), uint64_t{1} << kBatchShift, records,
+                        undecodable)) {
+            ++unreadable_batches;
         }
-        for (uint64_t n = in.varint(); in.ok && n > 0; --n) {
-            std::span<const uint8_t> text = in.bytes();
-            strings.emplace_back(reinterpret_cast<const char *>(text.data()), text.size());
-        }
-        auto string_at = [&](uint64_t i) -> const std::string * {
-            if (i >= strings.size()) {
-                in.ok = false;
-                return nullptr;
-            }
-            return &strings[i];
-        };
-        for (uint64_t idx = 0; in.more(); ++idx) {
-            const uint8_t flags = in.byte();
-            if (flags == kNoMessage) {
-                continue;
-            }
-            auto m = std::make_shared<broker::Message>();
-            broker::RestoredMessage r;
-            const uint8_t more = (flags & kMoreFlags) != 0 ? in.byte() : 0;
-            const bool whole = (more & kWholeFrame) != 0;
-            const std::string *topic = whole ? nullptr : string_at(in.varint());
-            const std::string *origin = string_at(in.varint());
-            if ((more & kSubscriptions) != 0) {
-                if (const std::string *list = string_at(in.varint())) {
-                    BatchReader ids{
-                        {reinterpret_cast<const uint8_t *>(list->data()), list->size()}};
-                    while (ids.more()) {
-                        r.subscription_ids.push_back(static_cast<uint32_t>(ids.varint()));
-                    }
-                    in.ok = in.ok && ids.ok;
-                }
-            }
-            if ((more & kSharedGroup) != 0) {
-                if (const std::string *group = string_at(in.varint())) {
-                    r.shared_group = *group;
-                }
-            }
-            const int64_t created = base + unzigzag(in.varint());
-            const int64_t expires = (flags & 0x40) != 0 ? created + unzigzag(in.varint()) : 0;
-            std::span<const uint8_t> body = in.bytes();
-            if (!in.ok || idx >= (uint64_t{1} << kBatchShift)) {
-                in.ok = false;
-                break;
-            }
-            if (whole) {
-                if (!decode_message(body, *m, &r.subscription_ids)) {
-                    ++undecodable;
-                    continue;
-                }
-            } else {
-                m->topic = *topic;
-                m->payload.assign(reinterpret_cast<const char *>(body.data()), body.size());
-                m->qos = static_cast<uint8_t>((flags >> 3) & 3);
-                m->retain = (flags & 0x20) != 0;
-            }
-            const uint64_t id = batch << kBatchShift | idx;
+        for (BatchRecord &record : records) {
+            const uint64_t id = batch << kBatchShift | record.index;
             if (gone.contains(id)) {
                 continue;
             }
             ++state.live;
-            if (expires != 0 && expires <= now_wall) {
+            if (record.expires != 0 && record.expires <= now_wall) {
                 // [MQTT-3.3.2-5]: gone like a delivered message, by the commit below.
                 expired.push_back(id);
                 continue;
             }
-            m->origin_client_id = *origin;
-            m->created_ms = created - options_.wall_minus_loop_ms;
-            m->expiry_ms = to_loop(expires);
+            record.message->created_ms = record.created - options_.wall_minus_loop_ms;
+            record.message->expiry_ms = to_loop(record.expires);
+            broker::RestoredMessage &r = record.restored;
             r.id = id;
-            r.message = std::move(m);
-            r.qos = static_cast<uint8_t>(flags & 3);
-            r.retain = (flags & 0x04) != 0;
+            r.message = std::move(record.message);
             if (auto s = sent.find(id); s != sent.end()) {
                 r.packet_id = s->second.first;
                 r.released = s->second.second;
             }
             sessions[it->second].messages.push_back(std::move(r));
             ++message_count;
-        }
-        if (!in.ok) {
-            ++unreadable_batches;
         }
         if (state.live == 0) {
             push(OpType::batch_delete).id = batch;

@@ -68,10 +68,16 @@ struct Fixture {
         if (commit_first) {
             commit();
         }
+        stop();
+        start();
+    }
+
+    // Throws broker and store away (uncommitted changes with them), which releases the
+    // database's exclusive lock for a test that reads or edits the file itself.
+    void stop() {
         links.clear();
         broker.reset();
         store.reset();
-        start();
     }
 
     void commit() {
@@ -507,9 +513,7 @@ int64_t query_int(sqlite3 *db, const char *sql) {
 
 TEST_CASE("store: a version 1 database is migrated, and its queued messages kept") {
     Fixture f;
-    f.links.clear();
-    f.broker.reset();
-    f.store.reset();
+    f.stop();
     std::filesystem::remove(f.dir.path + "/ferrymq.db");
     std::filesystem::remove(f.dir.path + "/ferrymq.db-wal");
     {
@@ -575,9 +579,7 @@ TEST_CASE("store: a version 1 database is migrated, and its queued messages kept
     CHECK(got[1].qos == 1);
     CHECK_FALSE(got[1].dup);
     // The store holds the exclusive lock: read the file once it is closed.
-    f.links.clear();
-    f.broker.reset();
-    f.store.reset();
+    f.stop();
     sqlite3 *db = nullptr;
     REQUIRE(sqlite3_open((f.dir.path + "/ferrymq.db").c_str(), &db) == SQLITE_OK);
     CHECK(query_int(db, "PRAGMA user_version") == 3);
@@ -643,9 +645,7 @@ TEST_CASE("store: queued messages share a batch row; delivered ones stay gone ac
         f.connect("other", Version::v5, true, 0);
     }
     f.commit();
-    f.links.clear();
-    f.broker.reset();
-    f.store.reset();
+    f.stop();
     sqlite3 *db = nullptr;
     REQUIRE(sqlite3_open((f.dir.path + "/ferrymq.db").c_str(), &db) == SQLITE_OK);
     CHECK(query_int(db, "SELECT count(*) FROM batches") == 0);
@@ -668,9 +668,7 @@ TEST_CASE("store: a damaged batch row restores what can be read, never more, and
     f.publish(pub, "d/2", "second", 1, false, props);
     f.publish(pub, "d/3", "third", 1);
     f.commit();
-    f.links.clear();
-    f.broker.reset();
-    f.store.reset();
+    f.stop();
     const std::string path = f.dir.path + "/ferrymq.db";
     std::vector<uint8_t> blob;
     int64_t batch_id = 0;
