@@ -21,6 +21,15 @@ from mqtt_helpers import clients  # noqa: F401 (fixture, used by name)
 QUOTA_EXCEEDED = 0x97
 
 
+def leave_subscribed(clients, broker, client_id, topic_filter, version=V5, qos=1):
+    """Makes a persistent session subscribed to `topic_filter` and disconnects it, so what
+    matches from now on is queued (and stored) for it."""
+    client = clients.raw(broker, version)
+    client.connect(client_id, **persistent(version))
+    client.subscribe(topic_filter, qos=qos)
+    client.close()
+
+
 def received_payloads(client, expected, timeout=30):
     """Receives (and acknowledges) PUBLISHes until `expected` distinct payloads arrived or
     nothing more comes; returns every payload in arrival order, duplicates included."""
@@ -38,10 +47,7 @@ def received_payloads(client, expected, timeout=30):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["stop", "kill-9"])
 def test_retained_and_subscriptions_survive_a_restart(start_broker, clients, version, sig):
     b = start_broker()
-    sub = clients.raw(b, version)
-    sub.connect("s30-sub", **persistent(version))
-    sub.subscribe("t30/#", qos=1)
-    sub.close()
+    leave_subscribed(clients, b, "s30-sub", "t30/#", version=version)
     pub = clients.raw(b, version)
     pub.connect("s30-pub")
     pub.publish("t30/retained", b"kept", qos=1, retain=True)
@@ -73,10 +79,7 @@ def test_kill_9_during_a_stream_loses_no_acknowledged_message(start_broker, clie
     that is offline with 1,000 already queued: after the restart every message whose PUBACK
     the publisher received is delivered at least once, in order."""
     b = start_broker(config_text="limits:\n  max_queued_messages: 20000\n")
-    sub = clients.raw(b, V5)
-    sub.connect("k30-sub", **persistent(V5))
-    sub.subscribe("k30", qos=1)
-    sub.close()
+    leave_subscribed(clients, b, "k30-sub", "k30")
     pre = clients.raw(b, V5)
     pre.connect("k30-pre")
     for i in range(1000):
@@ -141,10 +144,7 @@ def test_shared_group_messages_reach_another_member_after_kill_9(start_broker, c
     instead of ending with the session (spec 4.8.2)."""
     b = start_broker()
     for client_id in ("g30-a", "g30-b"):
-        member = clients.raw(b, V5)
-        member.connect(client_id, **persistent(V5))
-        member.subscribe("$share/g30/t30s", qos=1)
-        member.close()
+        leave_subscribed(clients, b, client_id, "$share/g30/t30s")
     pub = clients.raw(b, V5)
     pub.connect("g30-pub")
     for i in range(6):
@@ -203,10 +203,7 @@ def test_session_and_message_expiry_count_across_a_restart(start_broker, clients
     short = clients.raw(b, V5)
     short.connect("e30-short", clean=False, session_expiry=1)
     short.close()
-    sub = clients.raw(b, V5)
-    sub.connect("e30-sub", **persistent(V5))
-    sub.subscribe("e30", qos=1)
-    sub.close()
+    leave_subscribed(clients, b, "e30-sub", "e30")
     pub = clients.raw(b, V5)
     pub.connect("e30-pub")
     pub.publish("e30", b"short-lived", qos=1, props={Prop.MESSAGE_EXPIRY_INTERVAL: 1})
@@ -244,10 +241,7 @@ def test_store_full_refuses_with_quota_exceeded(start_broker, clients):
     session gets 0x97 (5.0); a 3.1.1 publisher, who has no reason codes, is disconnected
     without PUBACK and keeps its message. Other traffic goes on."""
     b = start_broker(config_text="storage:\n  max_size: 1\n  full_policy: refuse\n")
-    sub = clients.raw(b, V5)
-    sub.connect("f30-sub", **persistent(V5))
-    sub.subscribe("f30", qos=1)
-    sub.close()
+    leave_subscribed(clients, b, "f30-sub", "f30")
     pub = clients.raw(b, V5)
     pub.connect("f30-pub")
     pub.send(publish_packet("f30", b"x", 1, 1, version=V5))
@@ -264,10 +258,7 @@ def test_store_full_drop_oldest_makes_room_for_the_new_message(start_broker, cli
     """storage.max_size reached, full_policy drop_oldest: every QoS 1 PUBLISH is accepted and
     the receiving session's oldest queued message goes instead."""
     b = start_broker(config_text="storage:\n  max_size: 1\n  full_policy: drop_oldest\n")
-    sub = clients.raw(b, V5)
-    sub.connect("d30-sub", **persistent(V5))
-    sub.subscribe("d30", qos=1)
-    sub.close()
+    leave_subscribed(clients, b, "d30-sub", "d30")
     pub = clients.raw(b, V5)
     pub.connect("d30-pub")
     for i in range(1, 4):
@@ -326,10 +317,7 @@ def test_disk_full_keeps_the_broker_serving_and_reports_it(small_tmpfs, start_br
     watch.connect("d30-watch")
     watch.subscribe("$SYS/broker/store/degraded", qos=0)
     assert watch.receive(timeout=5).payload == b"0"
-    sub = clients.raw(b, V5)
-    sub.connect("d30-sub", **persistent(V5))
-    sub.subscribe("d30", qos=1)
-    sub.close()
+    leave_subscribed(clients, b, "d30-sub", "d30")
     pub = clients.raw(b, V5)
     pub.connect("d30-pub")
     payload = b"x" * 32 * 1024
@@ -361,10 +349,7 @@ def test_flush_interval_holds_the_ack_until_the_commit(start_broker, clients):
     """storage.flush_interval: 300 gathers the writes of 300 ms into one commit, and the
     PUBACK of a message stored for an offline session waits for it."""
     b = start_broker(config_text="storage:\n  flush_interval: 300\n")
-    sub = clients.raw(b, V5)
-    sub.connect("i30-sub", **persistent(V5))
-    sub.subscribe("i30", qos=1)
-    sub.close()
+    leave_subscribed(clients, b, "i30-sub", "i30")
     pub = clients.raw(b, V5)
     pub.connect("i30-pub")
     started = time.monotonic()

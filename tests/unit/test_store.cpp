@@ -139,6 +139,15 @@ struct Fixture {
 
     void close(MemoryLink &link) { broker->on_close(link, now); }
 
+    // A persistent session (expiry 3600 s) subscribed to `filter`, then disconnected, so
+    // what matches from now on is queued (and stored) for it.
+    void leave_subscribed(const std::string &client_id, const std::string &filter, uint8_t qos,
+                          uint32_t id = 0) {
+        MemoryLink &link = connect(client_id, Version::v5, false, 3600);
+        subscribe(link, filter, qos, id);
+        close(link);
+    }
+
     test::SilentLog log;
     TempDir dir;
     BrokerSettings settings;
@@ -156,9 +165,7 @@ struct Fixture {
 
 TEST_CASE("store: an offline persistent session, its subscription and queue survive a restart") {
     Fixture f;
-    MemoryLink &sub = f.connect("sub", Version::v5, false, 3600);
-    f.subscribe(sub, "s/#", 1, 7);
-    f.close(sub);
+    f.leave_subscribed("sub", "s/#", 1, 7);
     MemoryLink &pub = f.connect("pub");
     Properties props;
     props.user_properties = {{"k", "1"}, {"k", "2"}, {"a", "b"}};
@@ -205,9 +212,7 @@ TEST_CASE("store: [MQTT-3.3.1-5] retained messages survive a restart, deleted on
 
 TEST_CASE("store: a PUBACK for a message stored for a persistent session waits for the commit") {
     Fixture f;
-    MemoryLink &sub = f.connect("sub", Version::v5, false, 3600);
-    f.subscribe(sub, "q", 1);
-    f.close(sub);
+    f.leave_subscribed("sub", "q", 1);
     MemoryLink &pub = f.connect("pub");
     f.publish(pub, "q", "durable", 1);
     f.publish(pub, "nobody", "not stored", 1); // no durable change, but ordered behind
@@ -227,9 +232,7 @@ TEST_CASE("store: a PUBACK for a message stored for a persistent session waits f
 
 TEST_CASE("store: changes lost before their commit are the only ones lost (kill -9)") {
     Fixture f;
-    MemoryLink &sub = f.connect("sub", Version::v5, false, 3600);
-    f.subscribe(sub, "q", 1);
-    f.close(sub);
+    f.leave_subscribed("sub", "q", 1);
     MemoryLink &pub = f.connect("pub");
     f.publish(pub, "q", "committed", 1);
     f.commit();
@@ -277,9 +280,7 @@ TEST_CASE("store: [MQTT-4.4.0-1] in-flight messages come back with their packet 
 TEST_CASE("store: [MQTT-4.3.3-10] an inbound QoS 2 packet id survives: the resent PUBLISH is "
           "not routed twice") {
     Fixture f;
-    MemoryLink &sub = f.connect("sub", Version::v5, false, 3600);
-    f.subscribe(sub, "q", 2);
-    f.close(sub);
+    f.leave_subscribed("sub", "q", 2);
     MemoryLink &pub = f.connect("pub", Version::v5, false, 3600);
     f.publish(pub, "q", "exactly once", 2);
     const uint16_t id = f.next_packet;
@@ -339,9 +340,7 @@ TEST_CASE("store: session expiry and will survive a restart; an expired session 
 
 TEST_CASE("store: [MQTT-3.3.2-5] messages that expired while the broker was down are not sent") {
     Fixture f;
-    MemoryLink &sub = f.connect("sub", Version::v5, false, 3600);
-    f.subscribe(sub, "q", 1);
-    f.close(sub);
+    f.leave_subscribed("sub", "q", 1);
     MemoryLink &pub = f.connect("pub");
     Properties short_life;
     short_life.message_expiry_interval = 1;
@@ -391,9 +390,7 @@ TEST_CASE("store: one commit per batch; a message acknowledged before its commit
 
 TEST_CASE("store: a clean start or an expiry of 0 removes the stored session") {
     Fixture f;
-    MemoryLink &a = f.connect("a", Version::v5, false, 3600);
-    f.subscribe(a, "x", 1);
-    f.close(a);
+    f.leave_subscribed("a", "x", 1);
     f.connect("a", Version::v5, true, 0); // clean start, no expiry: ends at disconnect
     f.restart();
     CHECK(f.broker->session_count() == 0);
@@ -407,9 +404,7 @@ TEST_CASE("store: with max_size reached a PUBLISH bound for a persistent session
     Fixture f;
     f.max_size = 1; // full as soon as anything is in it
     f.restart();
-    MemoryLink &sub = f.connect("sub", Version::v5, false, 3600);
-    f.subscribe(sub, "q", 1);
-    f.close(sub);
+    f.leave_subscribed("sub", "q", 1);
     f.commit();
     REQUIRE(f.store->full());
     MemoryLink &pub = f.connect("pub");
@@ -427,9 +422,7 @@ TEST_CASE("store: with max_size reached and drop_oldest, the oldest queued messa
     f.max_size = 1;
     f.settings.store_full_refuses = false;
     f.restart();
-    MemoryLink &sub = f.connect("sub", Version::v5, false, 3600);
-    f.subscribe(sub, "q", 1);
-    f.close(sub);
+    f.leave_subscribed("sub", "q", 1);
     MemoryLink &pub = f.connect("pub");
     f.publish(pub, "q", "1", 1);
     f.publish(pub, "q", "2", 1);
@@ -592,12 +585,8 @@ TEST_CASE("store: a version 1 database is migrated, and its queued messages kept
 TEST_CASE("store: queued messages share a batch row; delivered ones stay gone across restarts, "
           "the row goes with the last of them") {
     Fixture f;
-    MemoryLink &sub = f.connect("sub", Version::v5, false, 3600);
-    f.subscribe(sub, "b/#", 1);
-    f.close(sub);
-    MemoryLink &other = f.connect("other", Version::v5, false, 3600);
-    f.subscribe(other, "b/#", 1);
-    f.close(other);
+    f.leave_subscribed("sub", "b/#", 1);
+    f.leave_subscribed("other", "b/#", 1);
     MemoryLink &pub = f.connect("pub");
     for (int i = 0; i < 10; ++i) {
         // Two topics, the second with an expiry: both record forms in one batch.
@@ -658,9 +647,7 @@ TEST_CASE("store: queued messages share a batch row; delivered ones stay gone ac
 
 TEST_CASE("store: a damaged batch row restores what can be read, never more, and never crashes") {
     Fixture f;
-    MemoryLink &sub = f.connect("sub", Version::v5, false, 3600);
-    f.subscribe(sub, "d/#", 1, 9); // a subscription identifier: the record's list form
-    f.close(sub);
+    f.leave_subscribed("sub", "d/#", 1, 9); // a subscription identifier: the record's list form
     MemoryLink &pub = f.connect("pub");
     Properties props;
     props.content_type = "text/plain"; // a property: the record's whole-frame form
@@ -750,9 +737,7 @@ TEST_CASE("store: a queued message keeps its shared subscription group across a 
           "its session ends, another member gets it (spec 4.8.2)") {
     Fixture f;
     for (const char *id : {"a", "b"}) {
-        MemoryLink &m = f.connect(id, Version::v5, false, 3600);
-        f.subscribe(m, "$share/g/t", 1);
-        f.close(m);
+        f.leave_subscribed(id, "$share/g/t", 1);
     }
     MemoryLink &pub = f.connect("pub");
     for (int i = 0; i < 4; ++i) {
