@@ -97,12 +97,14 @@ constexpr uint8_t kWholeFrame = 0x01;    // in the second flags byte
 constexpr uint8_t kSubscriptions = 0x02; // in the second flags byte
 constexpr uint8_t kSharedGroup = 0x04;   // in the second flags byte
 
-void put_varint(std::vector<uint8_t> &out, uint64_t v) {
+// Into a records blob (std::vector<uint8_t>) or a string that is interned (std::string).
+template <class Bytes> void put_varint(Bytes &out, uint64_t v) {
+    using Byte = typename Bytes::value_type;
     while (v >= 0x80) {
-        out.push_back(static_cast<uint8_t>(v | 0x80));
+        out.push_back(static_cast<Byte>(static_cast<uint8_t>(v | 0x80)));
         v >>= 7;
     }
-    out.push_back(static_cast<uint8_t>(v));
+    out.push_back(static_cast<Byte>(static_cast<uint8_t>(v)));
 }
 
 uint64_t zigzag(int64_t v) {
@@ -1029,7 +1031,8 @@ int Store::write_batch(const PendingBatch &batch) {
     };
     std::vector<uint8_t> &records = records_;
     records.clear();
-    std::deque<std::string> id_lists; // encoded subscription identifier lists, interned
+    std::deque<std::string> id_lists; // distinct subscription identifier lists, interned
+    std::string list;                 // the current message's, encoded
     int64_t base = 0;
     size_t live = 0;
     for (size_t i : batch.ops) {
@@ -1059,16 +1062,14 @@ int Store::write_batch(const PendingBatch &batch) {
         }
         put_varint(records, intern(m.origin_client_id));
         if (ids) {
-            std::string &list = id_lists.emplace_back();
+            list.clear();
             for (uint32_t id : op.subscription_ids) {
-                for (uint32_t v = id;; v >>= 7) {
-                    list.push_back(static_cast<char>(v >= 0x80 ? (v & 0x7F) | 0x80 : v));
-                    if (v < 0x80) {
-                        break;
-                    }
-                }
+                put_varint(list, id);
             }
-            put_varint(records, intern(list));
+            // Kept for the strings table only the first time a batch meets it.
+            auto known = index.find(list);
+            put_varint(records,
+                       known != index.end() ? known->second : intern(id_lists.emplace_back(list)));
         }
         if (!op.key2.empty()) {
             put_varint(records, intern(op.key2));
